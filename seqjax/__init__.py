@@ -1,0 +1,13 @@
+"""seqjax: sequence learning in JAX and Flax.
+
+Subpackages (import what you need; none of them needs TensorFlow, Keras or PyTorch):
+
+- ``seqjax.nn``: recurrent layers (SimpleRNN, LSTM, GRU), Bidirectional, stacks, a 1D CNN.
+- ``seqjax.data``: windows, stateful batch layouts, normalisation, splits, datasets.
+- ``seqjax.train``: stateful and ordinary training steps, the fit loop, checkpoints.
+- ``seqjax.diagnostics``: gradient flow over time.
+- ``seqjax.interop``: Keras and PyTorch weights in and out.
+- ``seqjax.transfer``: freezing parameters with optax, fine-tuning.
+"""
+
+__version__ = "0.1.0"
