@@ -1,0 +1,67 @@
+"""The simple recurrent network (Elman 1990).
+
+    h_t = act(x_t W + h_{t-1} U + b)
+
+Parameters: ``kernel`` W ``[F, H]``, ``recurrent_kernel`` U ``[H, H]``, ``bias`` b ``[H]`` (the Keras
+names and layouts). Carry: the hidden array ``[B, H]``. Backpropagation multiplies by ``U^T``
+and ``act'`` once per step back in time, so over long lags the gradient vanishes (spectral radius
+below one) or explodes (above one): the lecture's ``0.9 · 0.9 · 0.9 ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from seqjax.nn.base import RecurrentLayer
+
+
+def simple_rnn_step(
+    params: dict[str, jax.Array],
+    hidden: jax.Array,
+    x_proj: jax.Array,
+    *,
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh,
+) -> jax.Array:
+    """One Elman step: ``act(x_proj + hidden @ U)``, where ``x_proj = x_t W + b``.
+
+    Shapes: ``hidden [B, H]``, ``x_proj [B, H]``; returns ``[B, H]``.
+    """
+    return activation(x_proj + hidden @ params["recurrent_kernel"])
+
+
+class SimpleRNN(RecurrentLayer):
+    """Elman RNN layer over ``[batch, time, features]``; returns ``(hidden [B, H], outputs)``.
+
+    Example::
+
+        layer = SimpleRNN(features=32)
+        variables = layer.init(jax.random.key(0), x)            # x: [B, T, F]
+        carry, ys = layer.apply(variables, x)                    # ys: [B, T, 32]
+        carry, ys = layer.apply(variables, x_next, initial_carry=carry)
+
+    Attributes (besides those of :class:`RecurrentLayer`):
+      activation: ``act`` (tanh by default; e.g. ``jax.nn.relu``).
+    """
+
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+
+    num_gates = 1
+
+    def _declare_params(self, in_features: int) -> dict[str, jax.Array]:
+        h = self.features
+        return {
+            "kernel": self.param("kernel", self.kernel_init, (in_features, h), self.param_dtype),
+            "recurrent_kernel": self.param(
+                "recurrent_kernel", self.recurrent_kernel_init, (h, h), self.param_dtype
+            ),
+            "bias": self.param("bias", self.bias_init, (h,), self.param_dtype),
+        }
+
+    def _step_fn(self):
+        activation = self.activation
+        return lambda params, hidden, x_proj: simple_rnn_step(
+            params, hidden, x_proj, activation=activation
+        )
