@@ -4,23 +4,41 @@ Modules (one concept each):
 
 - ``windows``: sliding windows ``(inputs, targets)`` for 1D CNNs / forecasters.
 - ``stateful``: one long series in the stateful layout ``[batches, streams, timesteps, F]``.
+- ``normalize``: per-batch standardisation, a train-only ``Standardizer``.
+- ``splits``: chronological train/val/test for series, seeded random for samples.
+- ``targets``: periodic/sparse targets with masks for masked losses.
+- ``missing``: filling NaN gaps.
 - ``checks``: input validation (``ValueError`` naming expected and actual).
 """
 
 from seqjax.data.checks import as_series, check_finite
+from seqjax.data.missing import interpolate_missing
+from seqjax.data.normalize import Standardizer, standardize_batch
+from seqjax.data.splits import chronological_split, random_split, split_points
 from seqjax.data.stateful import (
     RemainderWarning,
     stateful_batches,
     stateful_layout,
     stateful_restore,
 )
+from seqjax.data.targets import lengths_mask, periodic_mask, periodic_targets, sparse_targets
 from seqjax.data.windows import num_windows, windows
 
 __all__ = [
     "RemainderWarning",
+    "Standardizer",
     "as_series",
     "check_finite",
+    "chronological_split",
+    "interpolate_missing",
+    "lengths_mask",
     "num_windows",
+    "periodic_mask",
+    "periodic_targets",
+    "random_split",
+    "sparse_targets",
+    "split_points",
+    "standardize_batch",
     "stateful_batches",
     "stateful_layout",
     "stateful_restore",
