@@ -4,6 +4,8 @@ Modules (one concept each):
 
 - ``windows``: sliding windows ``(inputs, targets)`` for 1D CNNs / forecasters.
 - ``stateful``: one long series in the stateful layout ``[batches, streams, timesteps, F]``.
+- ``series``: many independent series in stateful batches with resets and lengths.
+- ``iterators``: dict batches for a JAX training loop.
 - ``normalize``: per-batch standardisation, a train-only ``Standardizer``.
 - ``splits``: chronological train/val/test for series, seeded random for samples.
 - ``targets``: periodic/sparse targets with masks for masked losses.
@@ -12,8 +14,10 @@ Modules (one concept each):
 """
 
 from seqjax.data.checks import as_series, check_finite
+from seqjax.data.iterators import minibatches, series_iterator, stateful_iterator
 from seqjax.data.missing import interpolate_missing
 from seqjax.data.normalize import Standardizer, standardize_batch
+from seqjax.data.series import SeriesBatches, series_batches
 from seqjax.data.splits import chronological_split, random_split, split_points
 from seqjax.data.stateful import (
     RemainderWarning,
@@ -26,20 +30,25 @@ from seqjax.data.windows import num_windows, windows
 
 __all__ = [
     "RemainderWarning",
+    "SeriesBatches",
     "Standardizer",
     "as_series",
     "check_finite",
     "chronological_split",
     "interpolate_missing",
     "lengths_mask",
+    "minibatches",
     "num_windows",
     "periodic_mask",
     "periodic_targets",
     "random_split",
+    "series_batches",
+    "series_iterator",
     "sparse_targets",
     "split_points",
     "standardize_batch",
     "stateful_batches",
+    "stateful_iterator",
     "stateful_layout",
     "stateful_restore",
     "windows",
