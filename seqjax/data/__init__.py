@@ -6,6 +6,7 @@ Modules (one concept each):
 - ``stateful``: one long series in the stateful layout ``[batches, streams, timesteps, F]``.
 - ``series``: many independent series in stateful batches with resets and lengths.
 - ``iterators``: dict batches for a JAX training loop.
+- ``synthetic``: the adding problem (Hochreiter & Schmidhuber 1997), copy task, random walk.
 - ``normalize``: per-batch standardisation, a train-only ``Standardizer``.
 - ``splits``: chronological train/val/test for series, seeded random for samples.
 - ``targets``: periodic/sparse targets with masks for masked losses.
@@ -25,6 +26,7 @@ from seqjax.data.stateful import (
     stateful_layout,
     stateful_restore,
 )
+from seqjax.data.synthetic import adding_problem, copy_task, random_walk
 from seqjax.data.targets import lengths_mask, periodic_mask, periodic_targets, sparse_targets
 from seqjax.data.windows import num_windows, windows
 
@@ -32,9 +34,11 @@ __all__ = [
     "RemainderWarning",
     "SeriesBatches",
     "Standardizer",
+    "adding_problem",
     "as_series",
     "check_finite",
     "chronological_split",
+    "copy_task",
     "interpolate_missing",
     "lengths_mask",
     "minibatches",
@@ -42,6 +46,7 @@ __all__ = [
     "periodic_mask",
     "periodic_targets",
     "random_split",
+    "random_walk",
     "series_batches",
     "series_iterator",
     "sparse_targets",
