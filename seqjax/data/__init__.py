@@ -7,6 +7,7 @@ Modules (one concept each):
 - ``series``: many independent series in stateful batches with resets and lengths.
 - ``iterators``: dict batches for a JAX training loop.
 - ``synthetic``: the adding problem (Hochreiter & Schmidhuber 1997), copy task, random walk.
+- ``real``: real series shipped by pmdarima/statsmodels (extra ``seqjax[datasets]``, lazy).
 - ``normalize``: per-batch standardisation, a train-only ``Standardizer``.
 - ``splits``: chronological train/val/test for series, seeded random for samples.
 - ``targets``: periodic/sparse targets with masks for masked losses.
@@ -18,6 +19,15 @@ from seqjax.data.checks import as_series, check_finite
 from seqjax.data.iterators import minibatches, series_iterator, stateful_iterator
 from seqjax.data.missing import interpolate_missing
 from seqjax.data.normalize import Standardizer, standardize_batch
+from seqjax.data.real import (
+    REAL_DATASETS,
+    TimeSeries,
+    load_co2,
+    load_msft,
+    load_nile,
+    load_series,
+    load_sunspots,
+)
 from seqjax.data.series import SeriesBatches, series_batches
 from seqjax.data.splits import chronological_split, random_split, split_points
 from seqjax.data.stateful import (
@@ -31,9 +41,11 @@ from seqjax.data.targets import lengths_mask, periodic_mask, periodic_targets, s
 from seqjax.data.windows import num_windows, windows
 
 __all__ = [
+    "REAL_DATASETS",
     "RemainderWarning",
     "SeriesBatches",
     "Standardizer",
+    "TimeSeries",
     "adding_problem",
     "as_series",
     "check_finite",
@@ -41,6 +53,11 @@ __all__ = [
     "copy_task",
     "interpolate_missing",
     "lengths_mask",
+    "load_co2",
+    "load_msft",
+    "load_nile",
+    "load_series",
+    "load_sunspots",
     "minibatches",
     "num_windows",
     "periodic_mask",
