@@ -1,0 +1,1 @@
+"""seqjax experiments: absl-flag entry points that reproduce the lecture's claims."""
