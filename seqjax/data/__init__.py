@@ -8,6 +8,8 @@ Modules (one concept each):
 - ``iterators``: dict batches for a JAX training loop.
 - ``synthetic``: the adding problem (Hochreiter & Schmidhuber 1997), copy task, random walk.
 - ``real``: real series shipped by pmdarima/statsmodels (extra ``seqjax[datasets]``, lazy).
+- ``sources``: random-access data sources (TFDS ``data_source``, lists) -> seqjax batches.
+- ``tfds_builders``: TFDS builders (extra ``seqjax[tfds]``; import it explicitly).
 - ``normalize``: per-batch standardisation, a train-only ``Standardizer``.
 - ``splits``: chronological train/val/test for series, seeded random for samples.
 - ``targets``: periodic/sparse targets with masks for masked losses.
@@ -29,6 +31,7 @@ from seqjax.data.real import (
     load_sunspots,
 )
 from seqjax.data.series import SeriesBatches, series_batches
+from seqjax.data.sources import DataSource, source_minibatches, source_series
 from seqjax.data.splits import chronological_split, random_split, split_points
 from seqjax.data.stateful import (
     RemainderWarning,
@@ -41,6 +44,7 @@ from seqjax.data.targets import lengths_mask, periodic_mask, periodic_targets, s
 from seqjax.data.windows import num_windows, windows
 
 __all__ = [
+    "DataSource",
     "REAL_DATASETS",
     "RemainderWarning",
     "SeriesBatches",
@@ -66,6 +70,8 @@ __all__ = [
     "random_walk",
     "series_batches",
     "series_iterator",
+    "source_minibatches",
+    "source_series",
     "sparse_targets",
     "split_points",
     "standardize_batch",
