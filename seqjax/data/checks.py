@@ -81,11 +81,8 @@ def as_series(
     Returns:
       The array, with its original dtype.
     """
-    if nan_policy not in ("raise", "propagate", "omit"):
-        raise ValueError(
-            f"nan_policy must be 'raise' or 'propagate' (or 'omit' where documented), "
-            f"got {nan_policy!r}"
-        )
+    if nan_policy not in ("raise", "propagate"):
+        raise ValueError(f"nan_policy must be 'raise' or 'propagate', got {nan_policy!r}")
     array = np.asarray(series)
     if array.ndim not in ranks:
         expected = " or ".join(f"rank {r} ({_RANK_NAMES.get(r, '?')})" for r in ranks)

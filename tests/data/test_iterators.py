@@ -67,3 +67,33 @@ def test_minibatches_keep_given_mask():
     assert batches[1]["mask"][0].all() and not batches[1]["mask"][1:].any()
     with pytest.raises(ValueError, match="same leading length"):
         next(minibatches({"a": np.ones(3), "b": np.ones(4)}, 2))
+
+
+def test_next_step_mask_and_bad_policy():
+    series = np.arange(13.0)
+    mask = np.arange(13) % 2 == 0  # mask[t]: does the target of input step t count
+    (b,) = stateful_iterator(series, 1, 12, mask=mask)
+    np.testing.assert_array_equal(b["mask"][0], mask[:12])
+    with pytest.raises(ValueError, match="nan_policy must be 'raise' or 'propagate'"):
+        next(stateful_iterator(series, 1, 12, nan_policy="omit"))
+
+
+def test_a_jitted_step_consumes_both_iterators_with_one_compilation():
+    jax = pytest.importorskip("jax")
+    traces = []
+
+    @jax.jit
+    def step(state, batch):
+        traces.append(1)
+        state = jax.numpy.where(batch["reset"][:, None], 0.0, state)
+        state = state + (batch["inputs"][..., 0] * batch["mask"]).sum(axis=1, keepdims=True)
+        return state, (batch["targets"][..., 0] * batch["mask"]).sum()
+
+    series = np.random.default_rng(0).normal(size=(97, 1)).astype(np.float32)
+    many = [series[:n] for n in (10, 33, 20, 50, 5)]
+    state = jax.numpy.zeros((4, 1))
+    for batch in stateful_iterator(series, 4, 6, num_epochs=2, warn=False):
+        state, _ = step(state, batch)
+    for batch in series_iterator(many, 4, 6, num_epochs=2):
+        state, _ = step(state, batch)
+    assert len(traces) == 1
