@@ -3,17 +3,12 @@
 Every iterator yields plain ``dict[str, np.ndarray]`` batches (a pytree: pass it straight to
 a jitted step; shapes are fixed within an iterator, so the step compiles once). Keys:
 
-================  ==========================  =============================================
-key               shape                       meaning
-================  ==========================  =============================================
-``inputs``        ``[B, S, F]`` / ``[B, ...]``  model inputs
-``targets``       ``[B, S, K]`` / ``[B, ...]``  targets (zero where padded)
-``mask``          ``targets.shape[:2]`` or      ``True`` where a target counts: valid steps
-                  ``[B]``                       of sequence batches; valid rows of minibatches
-``seq_lengths``   ``[B]`` int32                 valid steps per row (sequence batches)
-``reset``         ``[B]`` bool                  ``True``: zero this row's carried state
-                                                *before* this batch (sequence batches)
-================  ==========================  =============================================
+- ``inputs``: ``[B, S, F]`` (sequence batches) or ``[B, ...]`` (minibatches).
+- ``targets``: ``[B, S, K]`` or ``[B, ...]``, zero where padded.
+- ``mask``: bool with the leading axes of ``targets``: ``[B, S]`` valid steps of sequence
+  batches, ``[B]`` valid rows of minibatches (or a given per-sample mask).
+- ``seq_lengths``: ``[B]`` int32, valid steps per row (sequence batches).
+- ``reset``: ``[B]`` bool, ``True``: zero this row's carried state *before* this batch.
 
 ``stateful_iterator`` and ``series_iterator`` yield all five keys (same structure, so one
 training step serves both); ``minibatches`` yields the arrays it was given plus ``mask``.

@@ -4,17 +4,14 @@ Importing this package registers the builders with TFDS (it needs the optional e
 ``seqjax[tfds]``: tensorflow-datasets, array_record and importlib_resources; TensorFlow is
 **not** needed). The real-series builders also need ``seqjax[datasets]`` to generate.
 
-========================================  =================================================
-TFDS name                                 one record per ...
-========================================  =================================================
-``seqjax_msft``                           the whole series: ``values [7983, 5]`` float64
-                                          (Open, High, Low, Close, Volume), ``time [7983]``
-``seqjax_sunspots/monthly`` / ``yearly``  the whole series: ``values [2820]`` / ``[309]``
-``seqjax_co2``                            the whole series: ``values [2284]`` (59 NaN kept)
-``seqjax_nile``                           the whole series: ``values [100]``
-``seqjax_adding_problem/t100``, ``t500``,  sequence: ``inputs [length, 2]`` float32,
-``t1000``                                 ``target`` float32, ``length`` int32
-========================================  =================================================
+- ``seqjax_msft``: one record, the whole series: ``values [7983, 5]`` float64 (Open,
+  High, Low, Close, Volume) and ``time [7983]``.
+- ``seqjax_sunspots/monthly`` and ``/yearly``: one record, ``values [2820]`` / ``[309]``.
+- ``seqjax_co2``: one record, ``values [2284]`` (the 59 NaN are kept).
+- ``seqjax_nile``: one record, ``values [100]``.
+- ``seqjax_adding_problem/t100``, ``/t500``, ``/t1000``: one record per sequence,
+  ``inputs [length, 2]`` float32 (unpadded), ``target`` float32, ``length`` int32; splits
+  ``train`` (10,000) and ``test`` (2,560, as in the paper).
 
 Real series have one split, ``"train"``, holding the whole series (one record): split it
 chronologically after reading (:func:`seqjax.data.chronological_split`). ``time`` is
