@@ -1,0 +1,65 @@
+"""Stateful and ordinary training of sequence models.
+
+- :class:`TrainState`, :func:`create_train_state`: parameters, optimiser, step, rng.
+- :func:`train_step`, :func:`eval_step`, :func:`predict_step`: pure steps that thread the carry
+  (truncated BPTT by construction); jit them at the call site with ``donate_argnums``.
+- :func:`zero_carry`, :func:`reset_carry`, :func:`check_batch_size`: the carry outside the state.
+- :func:`fit`: epochs, validation, early stopping, test, checkpoints with auto-resume, NaN guard.
+- losses: :func:`mse`, :func:`mae`, :func:`huber`, :func:`softmax_cross_entropy`,
+  :func:`accuracy` with target masks, many-to-one and many-to-many.
+- sharding: :func:`make_mesh`, :func:`shard_batch`, :func:`initialize_distributed`.
+"""
+
+from seqjax.train.batches import BATCH_KEYS, Batch, DataSource, check_batch, epoch_batches
+from seqjax.train.carry import check_batch_size, reset_carry, zero_carry
+from seqjax.train.checkpoint import Checkpointer, NonFiniteError
+from seqjax.train.loop import FitResult, fit
+from seqjax.train.losses import accuracy, huber, mae, masked_mean, mse, softmax_cross_entropy
+from seqjax.train.metrics_writer import MetricsWriter
+from seqjax.train.models import SequenceModel
+from seqjax.train.sharding import (
+    batch_sharding,
+    initialize_distributed,
+    make_mesh,
+    replicate,
+    replicated,
+    shard_batch,
+    shard_carry,
+)
+from seqjax.train.state import TrainState, create_train_state
+from seqjax.train.steps import eval_step, predict_step, train_step
+
+__all__ = [
+    "BATCH_KEYS",
+    "Batch",
+    "Checkpointer",
+    "DataSource",
+    "FitResult",
+    "MetricsWriter",
+    "NonFiniteError",
+    "SequenceModel",
+    "TrainState",
+    "accuracy",
+    "batch_sharding",
+    "check_batch",
+    "check_batch_size",
+    "create_train_state",
+    "epoch_batches",
+    "eval_step",
+    "fit",
+    "huber",
+    "initialize_distributed",
+    "mae",
+    "make_mesh",
+    "masked_mean",
+    "mse",
+    "predict_step",
+    "replicate",
+    "replicated",
+    "reset_carry",
+    "shard_batch",
+    "shard_carry",
+    "softmax_cross_entropy",
+    "train_step",
+    "zero_carry",
+]

@@ -1,0 +1,137 @@
+"""Masked losses and metrics for sequence targets.
+
+Every function takes ``predictions`` and ``targets`` in one of two layouts:
+
+- many-to-many: predictions ``[B, T, O]`` (or logits ``[B, T, C]``), targets ``[B, T, O]`` (or
+  integer labels ``[B, T]``, or one-hot ``[B, T, C]``);
+- many-to-one: predictions ``[B, O]``, targets ``[B, O]`` (or labels ``[B]``, or one-hot ``[B, C]``).
+
+Each loss is first computed per example, reducing the trailing feature axis only: ``[B, T]`` or
+``[B]``. An optional ``mask`` of that shape (1 where a target exists: targets that exist only
+every p-th step, right padding) weights the examples, and the loss is the masked mean
+``sum(mask * loss) / max(sum(mask), 1)``; a batch without any target gives 0, not NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+Pointwise = Callable[[Array, Array], Array]
+
+
+# ---- per-example terms: [B, T, ...] -> [B, T] or [B, ...] -> [B] --------------------------------
+def squared_error(predictions: Array, targets: Array) -> Array:
+    """``mean_o (p - y)^2`` over the trailing feature axis."""
+    return jnp.mean(jnp.square(predictions - targets), axis=-1)
+
+
+def absolute_error(predictions: Array, targets: Array) -> Array:
+    """``mean_o |p - y|`` over the trailing feature axis."""
+    return jnp.mean(jnp.abs(predictions - targets), axis=-1)
+
+
+def huber_error(predictions: Array, targets: Array, delta: float = 1.0) -> Array:
+    """Huber loss (quadratic within ``delta``, linear outside), mean over the feature axis."""
+    return jnp.mean(optax.huber_loss(predictions, targets, delta=delta), axis=-1)
+
+
+def _is_sparse(logits: Array, labels: Array) -> bool:
+    if labels.ndim == logits.ndim - 1:
+        if not jnp.issubdtype(labels.dtype, jnp.integer):
+            raise ValueError(
+                f"class labels of shape {labels.shape} must be integers; got dtype {labels.dtype}."
+            )
+        return True
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"labels must be integers of shape {logits.shape[:-1]} or one-hot of shape "
+            f"{logits.shape}; got shape {labels.shape}."
+        )
+    return False
+
+
+def cross_entropy_error(logits: Array, labels: Array) -> Array:
+    """Softmax cross-entropy per example; ``labels`` integer class ids or one-hot / soft targets."""
+    if _is_sparse(logits, labels):
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return optax.softmax_cross_entropy(logits, labels)
+
+
+def correct(logits: Array, labels: Array) -> Array:
+    """1.0 where ``argmax(logits)`` equals the label (or the one-hot argmax), else 0.0."""
+    if not _is_sparse(logits, labels):
+        labels = jnp.argmax(labels, axis=-1)
+    return (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+
+
+POINTWISE: dict[str, Pointwise] = {
+    "mse": squared_error,
+    "mae": absolute_error,
+    "huber": huber_error,
+    "cross_entropy": cross_entropy_error,
+    "accuracy": correct,
+}
+"""Per-example terms by name; ``loss=`` and ``metrics=`` of the train steps take these names."""
+
+
+def pointwise(name: str) -> Pointwise:
+    """The per-example term called ``name`` (a key of :data:`POINTWISE`)."""
+    try:
+        return POINTWISE[name]
+    except KeyError:
+        raise ValueError(f"unknown loss or metric {name!r}; known: {sorted(POINTWISE)}.") from None
+
+
+# ---- masked reduction ---------------------------------------------------------------------------
+def masked_sum(values: Array, mask: Array | None = None) -> tuple[Array, Array]:
+    """``(sum(mask * values), sum(mask))`` as float32 scalars; ``mask`` has ``values``' shape."""
+    values = values.astype(jnp.float32)
+    if mask is None:
+        return jnp.sum(values), jnp.asarray(values.size, jnp.float32)
+    if mask.shape != values.shape:
+        raise ValueError(
+            f"the target mask must have the per-example shape {values.shape} (targets without "
+            f"their feature axis); got {mask.shape}."
+        )
+    mask = mask.astype(jnp.float32)
+    # where, not multiply: a NaN prediction at a masked-out step must not poison the sum.
+    return jnp.sum(jnp.where(mask > 0, values * mask, 0.0)), jnp.sum(mask)
+
+
+def masked_mean(values: Array, mask: Array | None = None) -> Array:
+    """``sum(mask * values) / max(sum(mask), 1)``: the mean over the examples that exist."""
+    total, count = masked_sum(values, mask)
+    return total / jnp.maximum(count, 1.0)
+
+
+# ---- the public losses and metrics: scalars -----------------------------------------------------
+def mse(predictions: Array, targets: Array, mask: Array | None = None) -> Array:
+    """Masked mean squared error (mean over features, masked mean over examples)."""
+    return masked_mean(squared_error(predictions, targets), mask)
+
+
+def mae(predictions: Array, targets: Array, mask: Array | None = None) -> Array:
+    """Masked mean absolute error."""
+    return masked_mean(absolute_error(predictions, targets), mask)
+
+
+def huber(
+    predictions: Array, targets: Array, mask: Array | None = None, delta: float = 1.0
+) -> Array:
+    """Masked Huber loss."""
+    return masked_mean(huber_error(predictions, targets, delta), mask)
+
+
+def softmax_cross_entropy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
+    """Masked softmax cross-entropy; ``labels`` integer ids ``[B(, T)]`` or one-hot like ``logits``."""
+    return masked_mean(cross_entropy_error(logits, labels), mask)
+
+
+def accuracy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
+    """Masked fraction of examples whose argmax is the label."""
+    return masked_mean(correct(logits, labels), mask)
