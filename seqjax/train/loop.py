@@ -219,8 +219,11 @@ def fit(
     rows = batch_size(example) * jax.process_count()
     state = create_train_state(model, tx, example, seed=seed)
     if mesh is None:
-        fresh = functools.partial(zero_carry, model)
+        # Committed to one device, like the arrays a checkpoint restores: one compilation.
+        device = jax.local_devices()[0]
+        fresh = lambda size: jax.device_put(zero_carry(model, size), device)
         put = lambda batch: batch
+        state = jax.device_put(state, device)
     else:
         fresh = lambda size: shard_carry(zero_carry(model, size), mesh)
         put = lambda batch: shard_batch(batch, mesh)

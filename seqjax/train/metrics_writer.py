@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,25 @@ def _jsonable(value: Any) -> Any:
     return value if math.isfinite(value) else str(value)
 
 
+def _summary_writer_class() -> Any:
+    """``tensorboardX.SummaryWriter``, imported without PyTorch.
+
+    ``tensorboardX`` imports ``torch`` when it is installed (seconds, for an optional feature we
+    do not use: we log floats); unless the program already imported it, it is hidden meanwhile.
+    """
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class MetricsWriter:
     """Appends metrics to ``workdir/metrics.jsonl`` and ``workdir/tensorboard``.
 
@@ -93,8 +113,7 @@ class MetricsWriter:
         self._file = self.path.open("a")
         self._tb = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
+            SummaryWriter = _summary_writer_class()
             purge = None if resume_step is None else resume_step + 1
             self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), purge_step=purge)
 
