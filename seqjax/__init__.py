@@ -11,3 +11,18 @@ Subpackages (import what you need; none of them needs TensorFlow, Keras or PyTor
 """
 
 __version__ = "0.1.0"
+
+import importlib as _importlib
+
+_SUBPACKAGES = ("nn", "data", "train", "diagnostics", "interop", "transfer", "models")
+
+
+def __getattr__(name: str):
+    """Imports a subpackage on first use, so ``import seqjax; seqjax.nn.LSTM`` works."""
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f"seqjax.{name}")
+    raise AttributeError(f"module 'seqjax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBPACKAGES))
