@@ -241,7 +241,9 @@ def to_torch(module: nn.Module, variables: Variables) -> Any:
     """A new ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` holding the seqjax module's weights.
 
     See :func:`torch_state_dict` for what is supported. Parameters keep their dtype (float32 ->
-    ``torch.float32``), so ``from_torch(to_torch(m, v))`` gives back bit-identical params.
+    ``torch.float32``), so ``from_torch(to_torch(m, v))`` gives back bit-identical params. The
+    module is in training mode, as every new PyTorch module: call ``.eval()`` for inference when
+    it has ``dropout``.
     """
     torch = require_torch("seqjax.interop.to_torch")
     config, state = torch_state_dict(module, variables)
