@@ -84,7 +84,7 @@ class JaxRunner:
 
 
 # ---- seqjax -------------------------------------------------------------------------------------
-def seqjax_runner(kind, case, mode, fast=True, **layer_kw):
+def seqjax_runner(kind, case, mode, fast=False, **layer_kw):
     from seqjax import nn as snn
     from seqjax.nn import fused
 
@@ -94,7 +94,7 @@ def seqjax_runner(kind, case, mode, fast=True, **layer_kw):
     fused.set_enabled(fast)  # read at trace time, i.e. inside the compile below
     try:
         label = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[kind]
-        name = f"seqjax {label}" + ("" if fast else " (plain scan)")
+        name = f"seqjax {label}" + (" (fused, opt-in)" if fast else "")
         return JaxRunner(
             name, kind, lambda k, x: layer.init(k, x), lambda p, x: layer.apply(p, x)[1], case, mode
         )
@@ -199,7 +199,7 @@ def implementations(family):
     if family == "lstm":
         return [
             ("seqjax LSTM", lambda c, m: seqjax_runner("lstm", c, m)),
-            ("seqjax LSTM (plain scan)", lambda c, m: seqjax_runner("lstm", c, m, fast=False)),
+            ("seqjax LSTM (fused, opt-in)", lambda c, m: seqjax_runner("lstm", c, m, fast=True)),
             ("Flax nn.RNN(OptimizedLSTMCell)", lambda c, m: flax_runner("OptimizedLSTMCell", c, m)),
             ("Flax nn.RNN(LSTMCell)", lambda c, m: flax_runner("LSTMCell", c, m)),
             ("PyTorch nn.LSTM", lambda c, m: torch_runner("lstm", c, m)),
@@ -208,14 +208,14 @@ def implementations(family):
     if family == "rnn":
         return [
             ("seqjax SimpleRNN", lambda c, m: seqjax_runner("rnn", c, m)),
-            ("seqjax SimpleRNN (plain scan)", lambda c, m: seqjax_runner("rnn", c, m, fast=False)),
+            ("seqjax SimpleRNN (fused, opt-in)", lambda c, m: seqjax_runner("rnn", c, m, fast=True)),
             ("Flax nn.RNN(SimpleCell)", lambda c, m: flax_runner("SimpleCell", c, m)),
             ("PyTorch nn.RNN", lambda c, m: torch_runner("rnn", c, m)),
         ]
     if family == "gru":
         return [
             ("seqjax GRU", lambda c, m: seqjax_runner("gru", c, m)),
-            ("seqjax GRU (plain scan)", lambda c, m: seqjax_runner("gru", c, m, fast=False)),
+            ("seqjax GRU (fused, opt-in)", lambda c, m: seqjax_runner("gru", c, m, fast=True)),
             ("Flax nn.RNN(GRUCell)", lambda c, m: flax_runner("GRUCell", c, m)),
             ("PyTorch nn.GRU", lambda c, m: torch_runner("gru", c, m)),
         ]

@@ -143,7 +143,7 @@ def markdown(result):
             gf = "" if r["gflops"] is None else f"{r['gflops']:.1f}"
             pct = "" if r["gflops"] is None else f"{100 * r['gflops'] / pk['gflops']:.0f}%"
             mem = "" if r["mem_mb"] is None else f"{r['mem_mb']:.1f}"
-            name = f"**{r['impl']}**" if r["impl"].startswith("seqjax") and "plain" not in r["impl"] else r["impl"]
+            name = f"**{r['impl']}**" if r["impl"].startswith("seqjax") and "fused" not in r["impl"] else r["impl"]
             lines.append(
                 f"| {r['case']} {c} | {name} | {r['median_ms']:.2f} | {r['p10_ms']:.2f}–{r['p90_ms']:.2f} | "
                 f"{r['ratio_to_best_peer']:.2f} | {r['speedup_vs_best_peer']:.2f}× | {gf} | {pct} | "

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
-from seqjax.nn import checks
+from seqjax.nn import checks, fused
 from seqjax.nn.initializers import Initializer
 from seqjax.nn.recurrence import scan_recurrence
 
@@ -194,6 +194,22 @@ class RecurrentLayer(nn.Module):
             offsets_tm = hidden_offsets.astype(dtype)
             if not self.time_major:
                 offsets_tm = jnp.swapaxes(offsets_tm, 0, 1)
+
+        spec = None
+        if fused.is_enabled() and offsets_tm is None and not self.remat:
+            spec = fused.cell_spec(self)
+        if spec is not None:  # cuDNN-style derivative; the same function (seqjax/nn/fused.py)
+            carry, hs_tm = fused.fused_recurrence(
+                spec,
+                params,
+                carry,
+                xs_tm,
+                seq_lengths=seq_lengths,
+                reverse=self.reverse,
+                unroll=self.unroll,
+            )
+            outputs = hs_tm if self.time_major else jnp.swapaxes(hs_tm, 0, 1)
+            return carry, outputs
 
         carry, hs_tm = scan_recurrence(
             self._step_fn(),
