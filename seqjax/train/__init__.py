@@ -10,7 +10,7 @@
 - sharding: :func:`make_mesh`, :func:`shard_batch`, :func:`initialize_distributed`.
 """
 
-from seqjax.train.batches import BATCH_KEYS, Batch, DataSource, check_batch, epoch_batches
+from seqjax.train.batches import BATCH_KEYS, Batch, BatchSource, check_batch, epoch_batches
 from seqjax.train.carry import check_batch_size, reset_carry, zero_carry
 from seqjax.train.checkpoint import Checkpointer, NonFiniteError
 from seqjax.train.loop import FitResult, fit
@@ -33,7 +33,7 @@ __all__ = [
     "BATCH_KEYS",
     "Batch",
     "Checkpointer",
-    "DataSource",
+    "BatchSource",
     "FitResult",
     "MetricsWriter",
     "NonFiniteError",

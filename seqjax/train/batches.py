@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 Batch = Mapping[str, Any]
-DataSource = Mapping[str, Any] | Sequence[Batch] | Callable[[int], Iterable[Batch]]
+BatchSource = Mapping[str, Any] | Sequence[Batch] | Callable[[int], Iterable[Batch]]
 BATCH_KEYS = ("inputs", "targets", "mask", "seq_lengths", "reset")
 
 
@@ -65,7 +65,7 @@ def batch_size(batch: Batch) -> int:
     return int(np.shape(batch["inputs"])[0])
 
 
-def num_batches(data: DataSource) -> int | None:
+def num_batches(data: BatchSource) -> int | None:
     """Batches per epoch, or None for a callable source (unknown until iterated)."""
     if isinstance(data, Mapping):
         return int(np.shape(data["inputs"])[0])
@@ -86,7 +86,7 @@ def _shuffled_rows(data: Mapping[str, Any], rng: np.random.Generator) -> dict[st
 
 
 def epoch_batches(
-    data: DataSource,
+    data: BatchSource,
     epoch: int,
     *,
     shuffle: bool = False,
@@ -114,6 +114,6 @@ def epoch_batches(
     return (data[int(i)] for i in order[start:])
 
 
-def first_batch(data: DataSource) -> Batch:
+def first_batch(data: BatchSource) -> Batch:
     """The first batch of epoch 0 (to build the parameters and the carry)."""
     return jax.tree.map(np.asarray, next(iter(epoch_batches(data, 0))))

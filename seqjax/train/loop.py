@@ -34,7 +34,14 @@ import jax
 import optax
 from tqdm.auto import tqdm
 
-from seqjax.train.batches import DataSource, batch_size, epoch_batches, first_batch, num_batches
+from seqjax.train.batches import (
+    BatchSource,
+    batch_size,
+    check_batch,
+    epoch_batches,
+    first_batch,
+    num_batches,
+)
 from seqjax.train.carry import Carry, zero_carry
 from seqjax.train.checkpoint import Checkpointer, check_finite
 from seqjax.train.metrics_writer import Averager, MetricsWriter
@@ -99,7 +106,7 @@ def _finite_or_none(metrics: Mapping[str, float] | None) -> dict[str, float | No
 def _evaluate(
     evaluate: Callable,
     state: TrainState,
-    data: DataSource,
+    data: BatchSource,
     *,
     stateful: bool,
     carry: Carry | None,
@@ -111,6 +118,7 @@ def _evaluate(
     and the carry after the last batch (None without ``stateful``)."""
     averager = Averager()
     for batch in epoch_batches(data, 0):
+        check_batch(batch)
         rows = batch_size(batch) * jax.process_count()
         batch_carry = carry if stateful and carry is not None else fresh(rows)
         batch_carry, metrics = evaluate(state, batch_carry, put(batch))
@@ -137,13 +145,13 @@ def _fetch_checked(
 
 def fit(
     model: nn.Module,
-    train_data: DataSource,
+    train_data: BatchSource,
     *,
     optimizer: optax.GradientTransformation,
     workdir: str | os.PathLike,
     num_epochs: int,
-    val_data: DataSource | None = None,
-    test_data: DataSource | None = None,
+    val_data: BatchSource | None = None,
+    test_data: BatchSource | None = None,
     loss: LossSpec = "mse",
     metrics: Sequence[str] = (),
     stateful: bool = True,
@@ -274,6 +282,7 @@ def fit(
             ):
                 if max_steps is not None and step >= max_steps:
                     break
+                check_batch(batch)
                 if not stateful:
                     carry = fresh(batch_size(batch) * jax.process_count())
                 state, carry, step_metrics = train(state, carry, put(batch), rng)
