@@ -1,0 +1,66 @@
+r"""Adding problem (Hochreiter & Schmidhuber 1997, Exp. 4), T=100: SimpleRNN vs GRU vs LSTM.
+
+Command (the defaults; MEASURED_BELOW)::
+
+    python -m experiments.main --config=experiments/configs/long_range.py --workdir=runs/long_range
+
+Variants (``get_config(arg)``, comma-separated words after the colon):
+
+- ``:tiny``: T=20, a few hundred steps: a seconds-long smoke run (the tests use it).
+- ``:init``: LSTM forget bias 1 vs 3 vs chrono initialisation, same budget
+  (``--workdir=runs/long_range_init``).
+- ``:T=500``, ``:T=1000``: longer lags (the paper's other rows); more steps are needed.
+
+Overrides, e.g. ``--config.models=lstm,srn --config.train.steps=10000 --config.model.hidden=64``.
+Models: ``srn``, ``gru``, ``lstm`` (forget bias ``model.forget_bias``), ``lstm_fb1``,
+``lstm_chrono`` (chrono init with ``T_max = T``).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    words = {w.split("=")[0]: (w.split("=") + [""])[1] for w in (arg or "").split(",") if w}
+    c = ml_collections.ConfigDict()
+    c.experiment = "long_range"
+    c.seed = 0
+    c.models = "srn,gru,lstm_chrono"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.length = int(words.get("T") or 100)  # minimal length T; lengths in [T, T + T // 10]
+    c.data.batch_size = 64
+    c.data.val_size = 512  # fresh sequences for the learning curves
+    c.data.test_size = 2560  # fresh sequences scored once (the paper's table)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.hidden = 32
+    c.model.forget_bias = 3.0  # 1.0 stays at the baseline for thousands of steps at T=100
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 2000  # chrono-initialised LSTM: >99% of validation solved by ~750
+    c.train.learning_rate = 3e-3  # Adam
+    c.train.clip_norm = 1.0  # global-norm gradient clipping (0: off)
+    c.train.eval_every = 250
+    c.train.checkpoint_every = 1000
+    c.train.stop_when_solved = 0.0  # e.g. 0.995: stop a model once validation reaches it
+
+    c.diagnostics = ml_collections.ConfigDict()
+    c.diagnostics.batch_size = 64
+    c.diagnostics.exploding_scale = 3.0  # recurrent weights orthogonal x this: exploding gradient
+
+    if "init" in words:
+        c.models = "lstm_fb1,lstm,lstm_chrono"
+        c.train.steps = 5000  # forget bias 3 needs thousands of steps, 1 more still
+    if "steps" in words:
+        c.train.steps = int(words["steps"])
+    if "tiny" in words:
+        c.data.length = int(words.get("T") or 20)
+        c.data.batch_size = 32
+        c.data.val_size = 128
+        c.data.test_size = 256
+        c.model.hidden = 8
+        c.train.steps = 60
+        c.train.eval_every = 20
+        c.train.checkpoint_every = 40
+        c.diagnostics.batch_size = 8
+    return c

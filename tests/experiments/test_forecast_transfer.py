@@ -1,0 +1,94 @@
+"""The forecast and transfer experiments end to end with their tiny configs, through main.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import forecast
+from experiments.configs import forecast as forecast_config
+from experiments.configs import transfer as transfer_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _main(config: str, workdir: Path, *overrides: str) -> str:
+    # A subprocess keeps the faster-compiling XLA setting away from the other tests' process.
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="1", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.main",
+            f"--config={config}",
+            f"--workdir={workdir}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _files(workdir: Path, plots: list[str]) -> dict:
+    for name in ["config.json", "metrics.jsonl", "results.json", *plots]:
+        assert (workdir / name).is_file(), name
+    assert (workdir / "checkpoints").is_dir()
+    return json.loads((workdir / "results.json").read_text())
+
+
+def test_forecast_tiny_end_to_end(tmp_path):
+    out = _main(
+        "experiments/configs/forecast.py:tiny", tmp_path, "--config.models=stateful_lstm,cnn"
+    )
+    results = _files(tmp_path, ["forecasts.png", "validation.png"])
+    assert set(results["models"]) == {"persistence", "linear_ar", "stateful_lstm", "cnn"}
+    for entry in results["models"].values():
+        assert entry["test"]["rmse"] > 0 and entry["test"]["mae"] > 0
+        assert isinstance(entry["beats_persistence"], bool)
+    assert "persistence" in out and "forecasts.png" in out
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["models"] == "stateful_lstm,cnn"
+
+
+def test_forecast_price_mapping_and_ar_baseline():
+    config = forecast_config.get_config("tiny")
+    data = forecast.load(config)
+    data["transform"] = config.data.transform
+    times = np.arange(data["splits"]["test"].start, data["splits"]["test"].stop)
+    exact = data["scaler"].transform(np.diff(np.log(data["raw"]))[times - 1])
+    np.testing.assert_allclose(forecast.to_price(data, times, exact), data["raw"][times], rtol=1e-5)
+    zero_return = data["scaler"].transform(np.zeros(len(times)))
+    np.testing.assert_allclose(
+        forecast.to_price(data, times, zero_return), data["raw"][times - 1], rtol=1e-6
+    )  # = persistence
+    # The AR fit recovers an AR(2) process.
+    rng = np.random.default_rng(0)
+    z = np.zeros(3000)
+    for t in range(2, 3000):
+        z[t] = 0.5 * z[t - 1] - 0.3 * z[t - 2] + 0.1 * rng.normal()
+    pred = forecast.ar_fit_predict(z, 2, np.arange(2, 2500), np.arange(2500, 3000))
+    assert np.sqrt(np.mean((pred - z[2500:]) ** 2)) < 0.11
+    with pytest.raises(ValueError, match="unknown model"):
+        config.models = "arima"
+        forecast.model_names(config)
+
+
+def test_transfer_tiny_end_to_end(tmp_path):
+    out = _main("experiments/configs/transfer.py:tiny", tmp_path)
+    results = _files(tmp_path, ["transfer.png"])
+    assert results["finetune"]["learning_rate"] == 1e-5
+    assert results["head"]["frozen"] > results["head"]["trainable"] > 0
+    assert 0.0 <= results["test"]["accuracy"] <= 1.0
+    assert "fine-tune" in out
+    assert transfer_config.get_config().transfer.finetune_lr == 1e-5
