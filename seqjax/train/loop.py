@@ -350,6 +350,11 @@ def fit(
                     "val": _finite_or_none(val_metrics),
                 }
             )
+            if progress:
+                summary = f"epoch {epoch + 1}/{num_epochs}: loss {train_metrics['loss']:.4g}"
+                if val_metrics is not None:
+                    summary += f", val {monitor} {val_metrics[monitor]:.4g}"
+                tqdm.write(summary)
             loop.update(epoch=epoch + 1, batch=0, epoch_metrics=None)
             checkpointer.save(step, state, carry, loop)
             last_good = step

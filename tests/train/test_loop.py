@@ -123,3 +123,14 @@ def test_stateful_fit_rejects_a_batch_of_another_size_and_shuffling(tmp_path):
         fit(MODEL, batches, workdir=tmp_path / "a", num_epochs=1, **OPTIONS)
     with pytest.raises(ValueError, match="shuffle"):
         fit(MODEL, DATA, workdir=tmp_path / "b", num_epochs=1, shuffle=True, **OPTIONS)
+    # Without stateful, shuffling is fine and every batch starts from zeros.
+    result = fit(MODEL, DATA, workdir=tmp_path / "c", num_epochs=1, stateful=False, shuffle=True, **OPTIONS)  # fmt: skip
+    assert int(result.state.step) == 4
+
+
+def test_eval_carry_continue_starts_validation_from_the_training_carry(tmp_path):
+    run = dict(num_epochs=1, val_data=DATA, **OPTIONS)
+    zeros = fit(MODEL, DATA, workdir=tmp_path / "zeros", **run)
+    warm = fit(MODEL, DATA, workdir=tmp_path / "warm", eval_carry="continue", **run)
+    jax.tree.map(np.testing.assert_array_equal, zeros.state.params, warm.state.params)
+    assert zeros.history[0]["val"]["loss"] != warm.history[0]["val"]["loss"]

@@ -14,6 +14,7 @@ from seqjax.nn import GRU, LSTM, LSTMCarry, SimpleRNN, StackedRNN
 from seqjax.train import (
     SequenceModel,
     create_train_state,
+    epoch_batches,
     eval_step,
     predict_step,
     reset_carry,
@@ -191,3 +192,37 @@ def test_seq_lengths_leave_padding_out_of_the_loss(state):
     short_carry, _ = APPLY({"params": state.params}, x[:, :3])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6), carry, short_carry)  # fmt: skip
     assert all(np.all(leaf[2] == 0) for leaf in jax.tree.leaves(carry))
+
+
+def test_many_to_one_classification_with_a_row_mask():
+    model = SequenceModel(GRU(4), output_features=3, return_sequences=False)
+    x = RNG.normal(size=(4, 6, 2)).astype(np.float32)
+    labels = np.array([0, 2, 1, 2])
+    mask = np.array([1, 1, 1, 0], np.float32)  # the last row is padding
+    state = create_train_state(model, optax.sgd(0.1), x)
+    batch = {"inputs": x, "targets": labels, "mask": mask}
+    step = jax.jit(functools.partial(train_step, loss="cross_entropy", metrics=("accuracy",)))
+    new_state, _, metrics = step(state, zero_carry(model, 4), batch, state.base_key())
+    _, logits = model.apply({"params": state.params}, x)
+    assert logits.shape == (4, 3)
+    log_p = np.asarray(jax.nn.log_softmax(logits))
+    nll = -log_p[np.arange(4), labels]
+    np.testing.assert_allclose(metrics["loss"], nll[:3].mean(), rtol=1e-5)
+    correct = np.argmax(logits, -1) == labels
+    np.testing.assert_allclose(metrics["accuracy"], correct[:3].mean(), rtol=1e-6)
+    assert float(metrics["count"]) == 3.0 and int(new_state.step) == 1
+
+
+def test_epoch_batches_shuffle_rows_reproducibly():
+    data = {"inputs": np.arange(24, dtype=np.float32).reshape(3, 4, 2, 1)}
+    data["targets"] = data["inputs"] * 10
+    first = list(epoch_batches(data, 0, shuffle=True, seed=1))
+    again = list(epoch_batches(data, 0, shuffle=True, seed=1))
+    other = list(epoch_batches(data, 1, shuffle=True, seed=1))
+    rows = np.concatenate([b["inputs"] for b in first])
+    np.testing.assert_array_equal(np.sort(rows.ravel()), np.arange(24))  # a permutation of rows
+    np.testing.assert_array_equal(np.concatenate([b["targets"] for b in first]), rows * 10)
+    np.testing.assert_array_equal(rows, np.concatenate([b["inputs"] for b in again]))
+    assert not np.array_equal(rows, np.concatenate([b["inputs"] for b in other]))
+    resumed = list(epoch_batches(data, 0, shuffle=True, seed=1, start=2))
+    np.testing.assert_array_equal(resumed[0]["inputs"], first[2]["inputs"])
