@@ -85,10 +85,22 @@ class Checkpointer:
         """The newest complete checkpoint's step, or None."""
         return self.manager.latest_step()
 
-    def save(self, step: int, state: TrainState, carry: Carry, loop: Mapping[str, Any]) -> None:
-        """Saves the three items at ``step`` (overwrites nothing: an existing step is skipped)."""
+    def save(
+        self,
+        step: int,
+        state: TrainState,
+        carry: Carry,
+        loop: Mapping[str, Any],
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        """Saves the three items at ``step``. An existing checkpoint of that step is kept (the
+        state is the same) unless ``overwrite`` (to record a later loop position)."""
         if step in self.manager.all_steps():
-            return
+            if not overwrite:
+                return
+            self.manager.wait_until_finished()
+            self.manager.delete(step)
         self.manager.save(
             step,
             args=ocp.args.Composite(

@@ -199,7 +199,7 @@ def fit(
       max_to_keep: checkpoints kept.
       log_every: fetch the step metrics, check them, log them every this many steps.
       max_steps: stop after this many steps in total (a checkpoint is saved; a later call with a
-        larger budget continues).
+        larger budget continues). The test pass waits for the run to finish.
       mesh: data parallelism over this mesh (:func:`seqjax.train.make_mesh`); None: one device.
       progress: show a tqdm bar with the running loss.
       tensorboard: also write TensorBoard event files.
@@ -356,12 +356,13 @@ def fit(
                     summary += f", val {monitor} {val_metrics[monitor]:.4g}"
                 tqdm.write(summary)
             loop.update(epoch=epoch + 1, batch=0, epoch_metrics=None)
-            checkpointer.save(step, state, carry, loop)
+            checkpointer.save(step, state, carry, loop, overwrite=True)
             last_good = step
 
-        # One final evaluation on the test split.
+        # One final evaluation on the test split, once training has finished.
         test_metrics = None
-        if test_data is not None:
+        finished = loop["stopped_early"] or loop["epoch"] >= num_epochs  # not cut by max_steps
+        if test_data is not None and finished:
             start_carry = None  # zeros of the test batch size
             if stateful and eval_carry == "continue":
                 if val_data is not None and val_carry is None:  # resumed after the last epoch

@@ -74,7 +74,8 @@ def _callable(data, *, crash_at=None, nan_at=None):
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
-    run = dict(num_epochs=3, val_data=VAL, eval_carry="continue", log_every=1, **OPTIONS)
+    run = dict(num_epochs=3, val_data=VAL, test_data=VAL, eval_carry="continue", log_every=1)
+    run.update(OPTIONS)
     whole = fit(MODEL, DATA, workdir=tmp_path / "whole", checkpoint_every=3, **run)
     assert int(whole.state.step) == 12
 
@@ -91,7 +92,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     resumed = fit(MODEL, DATA, workdir=tmp_path / "crash", checkpoint_every=3, **run)
 
     # A budget of 5 steps, then the rest.
-    fit(MODEL, DATA, workdir=tmp_path / "budget", max_steps=5, **run)
+    partial = fit(MODEL, DATA, workdir=tmp_path / "budget", max_steps=5, **run)
+    assert int(partial.state.step) == 5 and partial.test is None  # no test before the end
     budget = fit(MODEL, DATA, workdir=tmp_path / "budget", **run)
 
     for other in (resumed, budget):
@@ -99,6 +101,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
         jax.tree.map(np.testing.assert_array_equal, other.state.opt_state, whole.state.opt_state)
         jax.tree.map(np.testing.assert_array_equal, other.carry, whole.carry)
         assert other.history == whole.history
+        assert other.test == whole.test
     # The metrics file of the resumed run reads like the uninterrupted one.
     assert _records(tmp_path / "crash") == _records(tmp_path / "whole")
 
