@@ -131,8 +131,14 @@ def from_keras(layer_or_model: Any) -> tuple[nn.Module, Variables]:
             from seqjax.interop.keras_mobilenet import mobilenet_v2_from_keras
 
             return mobilenet_v2_from_keras(layer_or_model)
+        nested = [
+            layer.name
+            for layer in layer_or_model.layers
+            if isinstance(layer, keras.Model) and is_keras_mobilenet_v2(layer)
+        ]
+        hint = f" (for its MobileNetV2 pass model.get_layer({nested[0]!r}))" if nested else ""
         raise TypeError(
-            f"from_keras: functional model {layer_or_model.name!r} is not supported; pass a "
+            f"from_keras: functional model {layer_or_model.name!r} is not supported{hint}; pass a "
             "keras.Sequential, a MobileNetV2 from keras.applications, or convert its layers one by "
             "one."
         )
