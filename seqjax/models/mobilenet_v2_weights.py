@@ -410,11 +410,13 @@ def imagenet_weights_path(
     Raises:
         FileNotFoundError: saying which file to put where (seqjax never downloads it).
     """
-    name = imagenet_weights_filename(alpha, rows, include_top)
     if path is not None:
-        candidates = [Path(path).expanduser()]
-    else:
-        candidates = [d / name for d in keras_cache_dirs()]
+        candidate = Path(path).expanduser()
+        if candidate.is_file():
+            return candidate
+        raise FileNotFoundError(f"MobileNetV2 weight file {candidate} does not exist")
+    name = imagenet_weights_filename(alpha, rows, include_top)
+    candidates = [d / name for d in keras_cache_dirs()]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -424,7 +426,7 @@ def imagenet_weights_path(
         f"seqjax never downloads them. Download {_BASE_URL}{name} and save it as "
         f"{candidates[0]} (Keras' cache: $KERAS_HOME/models/ or ~/.keras/models/; running "
         f"keras.applications.MobileNetV2(alpha={alpha}, include_top={include_top}, "
-        f"weights='imagenet') once with internet access puts it there), or pass path=."
+        f"weights='imagenet') once with internet access puts it there), or pass its path."
     )
 
 

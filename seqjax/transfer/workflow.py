@@ -100,14 +100,25 @@ def _log_epoch(log: Callable[[str], None], phase: str) -> Callable[[dict[str, fl
 
 
 def imagenet_backbone(alpha: float, *, path: str | None = None) -> Variables | None:
-    """Keras' ImageNet MobileNetV2 weights (no top) if the file is at ``path`` or in Keras'
-    cache, else ``None`` (never downloads)."""
-    from seqjax.models.mobilenet_v2_weights import load_imagenet_weights
+    """Keras' ImageNet MobileNetV2 weights (no top) as backbone variables, or ``None``.
 
-    try:
-        return load_imagenet_weights(alpha, path=path)
-    except FileNotFoundError:
+    Reads ``path`` if given, else the first of Keras' cached files for ``alpha`` (any training
+    resolution, 224 first: the weights fit any input size). Never downloads.
+    """
+    from seqjax.models.mobilenet_v2_weights import (
+        IMAGENET_ALPHAS,
+        IMAGENET_ROWS,
+        load_imagenet_weights,
+    )
+
+    if path is None and alpha not in IMAGENET_ALPHAS:
         return None
+    for rows in sorted(IMAGENET_ROWS, reverse=True) if path is None else [224]:
+        try:
+            return load_imagenet_weights(alpha, rows, path=path)
+        except FileNotFoundError:
+            continue
+    return None
 
 
 def pretrain_backbone(

@@ -16,6 +16,7 @@ from seqjax.models.mobilenet_v2_weights import (
     load_mobilenet_v2_h5,
     save_mobilenet_v2_h5,
 )
+from seqjax.transfer import imagenet_backbone
 
 
 @functools.cache
@@ -105,3 +106,21 @@ def test_missing_imagenet_file_says_where_to_put_it(tmp_path, monkeypatch):
     assert f"save it as {expected}" in message
     assert "never downloads" in message
     assert "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/" in message
+
+
+def test_imagenet_backbone_uses_a_cached_file_of_any_resolution_or_returns_none(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert imagenet_backbone(0.35) is None  # pretrain on a source task instead
+    variables = random_variables(0.35, seed=2)
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / imagenet_weights_filename(0.35, 128)
+    save_mobilenet_v2_h5(path, variables, alpha=0.35)
+    found = imagenet_backbone(0.35)
+    assert np.array_equal(
+        found["batch_stats"]["Conv_1_bn"]["var"], variables["batch_stats"]["Conv_1_bn"]["var"]
+    )
+    assert imagenet_backbone(0.35, path=str(path)) is not None
+    assert imagenet_backbone(0.35, path=str(tmp_path / "nope.h5")) is None

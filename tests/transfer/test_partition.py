@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqjax.transfer import label_params, mask_params, named_leaves
 
@@ -80,3 +82,21 @@ def test_mask_is_true_where_any_pattern_matches():
         "head/dense/kernel",
     ]
     assert mask_params(PARAMS, "backbone/*")["backbone"]["Conv1"]["kernel"] is True
+
+
+@settings(deadline=None, max_examples=60)  # the machine is shared: no timing-based failures
+@given(
+    keys=st.sets(st.text("ab", min_size=1, max_size=3), min_size=1, max_size=6),
+    prefixes=st.lists(st.text("ab", min_size=0, max_size=2), min_size=1, max_size=4),
+)
+def test_first_matching_rule_wins_or_the_rules_are_refused(keys, prefixes):
+    tree = {k: np.zeros(1) for k in keys}
+    rules = [(p + "*", i) for i, p in enumerate(prefixes)]
+    first = {k: next((i for i, p in enumerate(prefixes) if k.startswith(p)), None) for k in keys}
+    matched = [any(k.startswith(p) for k in keys) for p in prefixes]
+    won = [i in first.values() for i in range(len(prefixes))]
+    if None in first.values() or not all(matched) or not all(won):
+        with pytest.raises(ValueError):
+            label_params(tree, rules)
+    else:
+        assert label_params(tree, rules) == first
