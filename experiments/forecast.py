@@ -332,6 +332,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     persistence_rmse = table["persistence"]["test"]["rmse"]
     for entry in table.values():
+        entry["rmse_vs_persistence"] = entry["test"]["rmse"] / persistence_rmse
         entry["beats_persistence"] = entry["test"]["rmse"] < persistence_rmse
     best = min(table, key=lambda k: table[k]["test"]["rmse"])
     unit = "USD" if data["name"] == "msft" else "original units"
@@ -376,19 +377,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 def summary(results: dict[str, Any]) -> str:
-    """A Markdown table of the test errors."""
+    """A Markdown table of the test errors, each RMSE also as a ratio to persistence's."""
     u = results["units"]
     lines = [
-        f"| model | test RMSE ({u}) | test MAE ({u}) | beats persistence |",
+        f"| model | test RMSE ({u}) | test MAE ({u}) | RMSE / persistence |",
         "|---|---|---|---|",
     ]
     for entry in results["models"].values():
         lines.append(
             f"| {entry['label']} | {entry['test']['rmse']:.4f} | {entry['test']['mae']:.4f} | "
-            f"{'yes' if entry['beats_persistence'] else 'no'} |"
+            f"{entry['rmse_vs_persistence']:.3f} |"
         )
-    verdict = "some model beats" if results["any_model_beats_persistence"] else "no model beats"
-    lines.append(
-        f"\n{results['test_steps']} test steps of {results['series']}: {verdict} persistence."
-    )
+    best = results["models"][results["best"]]
+    gain = 1.0 - best["rmse_vs_persistence"]
+    if gain <= 0:
+        verdict = "no model beats persistence"
+    elif gain < 0.01:
+        verdict = (
+            f"the best ({best['label']}) is {100 * gain:.1f}% below persistence's RMSE: "
+            "a tie, nothing beats persistence by a meaningful margin"
+        )
+    else:
+        verdict = f"the best ({best['label']}) is {100 * gain:.1f}% below persistence's RMSE"
+    lines.append(f"\n{results['test_steps']} test steps of {results['series']}: {verdict}.")
     return "\n".join(lines)

@@ -1,9 +1,14 @@
 r"""Next-day forecasting of the daily Microsoft close price (1986-2017): stateful LSTM, LSTM and
 SimpleRNN on windows, a 1D CNN over sliding windows of 50 days; persistence and linear AR.
 
-Command (the defaults; MEASURED_BELOW)::
+Command (the defaults)::
 
     python -m experiments.main --config=experiments/configs/forecast.py --workdir=runs/forecast
+
+Expected (measured, seed 0, 798 test days 2014-09..2017-11): persistence RMSE 0.713 USD, MAE 0.483;
+linear AR(10) 0.713; stateful LSTM 0.710, LSTM on windows 0.711, 1D CNN 0.713, SimpleRNN 0.720:
+within 0.4% of persistence, i.e. a tie; daily returns are close to unpredictable (a finding, not a
+bug). Run time: 4 min wall (58 s CPU) on 2 shared, heavily loaded cores.
 
 Variants (``get_config(arg)``, comma-separated words after the colon):
 

@@ -1,8 +1,15 @@
 r"""Adding problem (Hochreiter & Schmidhuber 1997, Exp. 4), T=100: SimpleRNN vs GRU vs LSTM.
 
-Command (the defaults; MEASURED_BELOW)::
+Command (the defaults)::
 
     python -m experiments.main --config=experiments/configs/long_range.py --workdir=runs/long_range
+
+Expected (measured, seed 0): the LSTM (chrono initialisation) solves 99.96% of 2,560 fresh test
+sequences (1 wrong, MSE 6e-5; >= 99% of validation from step 750); the SimpleRNN (14.7%) and the
+GRU (15.2%) stay at the baseline (MSE 0.041 ~ 1/24) for the whole 2,000 steps. Run time: 5 min 54 s
+wall (1 min 49 s CPU) on 2 shared, heavily loaded cores; about 2 minutes on an idle laptop CPU.
+The ``:init`` variant (5,000 steps each) shows forget bias 1 and 3 stuck at the baseline for this
+seed while chrono solves it by step 750 (see docs/results.md).
 
 Variants (``get_config(arg)``, comma-separated words after the colon):
 

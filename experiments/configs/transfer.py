@@ -1,9 +1,13 @@
 r"""Transfer learning offline: MobileNetV2 pretrained on digits 0-4, frozen, new head on 5-9,
 then the top 4 blocks fine-tuned at 1e-5 (BatchNorm in inference mode); test once.
 
-Command (the defaults; MEASURED_BELOW)::
+Command (the defaults)::
 
     python -m experiments.main --config=experiments/configs/transfer.py --workdir=runs/transfer
+
+Expected (measured, seed 0): source validation accuracy 0.91 after pretraining; target validation
+0.41 with the frozen backbone and new head (5 classes, chance 0.20), 0.43 after fine-tuning; test
+accuracy 0.54 on 134 images. Run time: 4 min 7 s wall (1 min 29 s CPU) on 2 shared, loaded cores.
 
 Variants: ``:tiny`` (a few examples, one epoch per phase, seconds; the tests use it).
 With Keras' ImageNet weights on disk (never downloaded):
