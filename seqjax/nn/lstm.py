@@ -85,8 +85,10 @@ class LSTM(RecurrentLayer):
       output_activation: the output activation h (tanh).
       use_peepholes: diagonal peephole connections from the cell to the gates.
       forget_bias: initial forget-gate bias (1.0, Keras' ``unit_forget_bias``); ``None`` leaves it
-        to ``bias_init``. Long lags want more (3.0 solved the adding problem at T=100 where 1.0
-        did not within 8,000 steps), or ``chrono_max_time``.
+        to ``bias_init``. Long lags want more: on the adding problem at T=100, chrono
+        initialisation solved 100% of test sequences in runs where forget bias 1.0 and 3.0 both
+        stayed at the baseline for 5,000 steps (3.0 succeeded in another trial: it depends on the
+        seed). Prefer ``chrono_max_time`` for long lags.
       chrono_max_time: chrono initialisation for lags up to this many steps (overrides
         ``forget_bias``): ``b_f ~ log U(1, T_max - 1)``, ``b_i = -b_f``.
     """

@@ -126,3 +126,32 @@ def test_unroll_and_remat_do_not_change_results(unroll, remat):
     g1 = jax.grad(loss)(variables, layer)
     for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(
+    "make", [lambda: SimpleRNN(H), lambda: LSTM(H, use_peepholes=True), lambda: GRU(H)]
+)
+def test_hoisted_and_per_step_projection_are_the_same_function(make, reverse):
+    x = _inputs(8)
+    lengths = np.array([T, 4, 1], np.int32)
+    per_step = make().clone(reverse=reverse, input_projection="per_step")
+    hoisted = per_step.clone(input_projection="hoisted")
+    variables, _ = _build(per_step, x, seed=8)
+
+    def run(layer, v):
+        carry, ys = layer.apply(v, x, seq_lengths=lengths)
+        return jnp.sum(ys**2) + sum(jnp.sum(c) for c in jax.tree.leaves(carry)), (carry, ys)
+
+    (loss_a, out_a), grad_a = jax.value_and_grad(run, argnums=1, has_aux=True)(per_step, variables)
+    (loss_b, out_b), grad_b = jax.value_and_grad(run, argnums=1, has_aux=True)(hoisted, variables)
+    for a, b in zip(
+        jax.tree.leaves((out_a, grad_a)), jax.tree.leaves((out_b, grad_b)), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_input_projection_raises():
+    x = _inputs()
+    with pytest.raises(ValueError, match="input_projection must be 'hoisted' or 'per_step'"):
+        LSTM(H, input_projection="fused").init(jax.random.key(0), x)
