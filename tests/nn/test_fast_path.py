@@ -108,7 +108,9 @@ def test_check_grads_fast_path(name, with_lengths):
         check_grads(f, (variables["params"], x, c0), order=1, modes=["fwd", "rev"], eps=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="grad-of-grad through linear_call is unsupported (opt-in path)")
+@pytest.mark.xfail(
+    strict=True, reason="grad-of-grad through linear_call is unsupported (opt-in path)"
+)
 def test_second_order_is_a_known_limitation():
     with jax.enable_x64(True), fast_path(True):
         layer = LSTM(3, param_dtype=jnp.float64)
