@@ -25,10 +25,9 @@ import optax
 
 from seqjax.models.classifier_head import BackboneClassifier, ClassifierHead
 from seqjax.models.keras_init import keras_style_init
-from seqjax.models.mobilenet_v2 import BLOCKS, MobileNetV2
+from seqjax.models.mobilenet_v2 import MobileNetV2
 from seqjax.transfer.digits import Splits
 from seqjax.transfer.finetune import (
-    TrainState,
     evaluate,
     fit,
     init_state,
@@ -210,7 +209,7 @@ def run_transfer(
 
     # 3. Fine-tune the top blocks at a small learning rate, BatchNorm still in inference mode.
     finetune_history: History = []
-    unfrozen = unfreeze_top(frozen, min(config.finetune_blocks, len(BLOCKS)))
+    unfrozen = unfreeze_top(frozen, config.finetune_blocks)
     finetune_summary = summarize(state.params, unfrozen, batch_stats=state.batch_stats)
     if config.finetune_epochs > 0:
         say(
@@ -218,12 +217,7 @@ def run_transfer(
             f"frozen={finetune_summary.frozen:,}"
         )
         tx = freeze(_tx(config.finetune_lr, config.weight_decay), unfrozen)
-        state = TrainState(
-            step=state.step,
-            params=state.params,
-            batch_stats=state.batch_stats,
-            opt_state=jax.jit(tx.init)(state.params),
-        )
+        state = state.replace(opt_state=jax.jit(tx.init)(state.params))  # a fresh optimizer
         state, finetune_history = fit(
             state,
             make_train_step(model, tx),
