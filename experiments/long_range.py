@@ -24,8 +24,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from experiments import gradient_flow, plots
+from experiments import plots
 from experiments.workdir import Workdir
+from seqjax import diagnostics
 from seqjax.data import adding_problem
 from seqjax.nn import GRU, LSTM, SimpleRNN
 
@@ -48,11 +49,21 @@ class AddingModel(nn.Module):
     recurrent: nn.Module
 
     @nn.compact
-    def __call__(self, inputs, seq_lengths, hidden_offsets=None):
-        _, ys = self.recurrent(inputs, None, seq_lengths, hidden_offsets=hidden_offsets)
-        last = jnp.asarray(seq_lengths) - 1
-        h = jnp.take_along_axis(ys, last[:, None, None], axis=1)[:, 0]
-        return nn.Dense(1, name="head")(h)[:, 0]
+    def __call__(self, inputs, seq_lengths):
+        _, ys = self.recurrent(inputs, None, seq_lengths)
+        return read_out(self.head(), ys, seq_lengths)
+
+    @nn.nowrap
+    def head(self) -> nn.Dense:
+        return nn.Dense(1, name="head")
+
+
+def read_out(head: nn.Module, ys, seq_lengths, head_variables=None):
+    """The head on each row's last valid step of ``ys [B, T, H]``: ``[B]``."""
+    last = jnp.asarray(seq_lengths) - 1
+    h = jnp.take_along_axis(ys, last[:, None, None], axis=1)[:, 0]
+    out = head(h) if head_variables is None else head.apply(head_variables, h)
+    return out[:, 0]
 
 
 def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
@@ -182,16 +193,24 @@ def train_model(
 
 def gradient_curves(config, trained: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
     """``||dL/dh_t||`` against lag at initialisation and after training, fixed-length batch."""
-    n, length, hidden = config.diagnostics.batch_size, config.data.length, config.model.hidden
+    n, length = config.diagnostics.batch_size, config.data.length
     rng = np.random.default_rng([config.seed, 3])
     x, y, lengths = adding_problem(n, length, rng=rng, variable_length=False)
     curves: dict[str, np.ndarray] = {}
 
     def curve(model, params):
-        def loss_fn(p, offsets):
-            return jnp.mean((model.apply({"params": p}, x, lengths, offsets) - y) ** 2)
+        """``|dL/dh_t|`` by lag ``k = T - 1 - t`` (``seqjax.diagnostics`` reports it by step)."""
 
-        return gradient_flow.grad_norm_by_lag(loss_fn, params, (n, length, hidden))
+        def loss_fn(ys):
+            pred = read_out(model.head(), ys, lengths, {"params": params["head"]})
+            return jnp.mean((pred - y) ** 2)
+
+        norms = jax.jit(
+            lambda p: diagnostics.loss_gradient_norms(
+                model.recurrent, {"params": p}, x, loss_fn, seq_lengths=lengths
+            )
+        )(params["recurrent"])
+        return np.asarray(norms)[::-1].copy()
 
     for info in trained.values():
         curves[f"{info['label']}, init"] = curve(info["model"], info["init_params"])
