@@ -1,13 +1,12 @@
 """The run directory: ``config.json``, ``metrics.jsonl``, ``results.json`` and checkpoints.
 
-A run is resumable from its workdir: :class:`Workdir` appends metrics (one JSON object per line),
-keeps orbax checkpoints per named part of the experiment (``checkpoints/<name>/<step>``) and writes
-the final figures. Reading the metrics back keeps the last record of each ``(part, step)``, so the
-lines a killed run wrote after its last checkpoint are superseded when the resumed run repeats
-those steps.
-
-(``seqjax.train`` has a ``MetricsWriter`` and a ``Checkpointer``; they were not committed when the
-experiments were written, so this module is the minimum the experiments need.)
+The metrics and checkpoints are ``seqjax.train``'s: a :class:`~seqjax.train.MetricsWriter`
+(``metrics.jsonl`` and TensorBoard; each record's ``split`` is the part of the experiment, e.g. a
+model's name) and one :class:`~seqjax.train.Checkpointer` per part (``checkpoints/<part>/<step>``).
+What the experiments add: ``config.json`` and ``results.json`` (nested arrays and non-finite
+floats made JSON-able), and reading the metrics back with the last record of each
+``(part, step)``, so the lines a killed run wrote after a part's last checkpoint are superseded
+when the resumed run repeats those steps.
 """
 
 from __future__ import annotations
@@ -21,7 +20,11 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
+
+from seqjax.train import Checkpointer, MetricsWriter
+from seqjax.train.checkpoint import check_finite
+
+_NO_CARRY = np.zeros((), np.float32)  # the experiments keep no carry across checkpoints
 
 
 def _jsonable(value: Any) -> Any:
@@ -39,24 +42,35 @@ def _jsonable(value: Any) -> Any:
 
 
 class Workdir:
-    """Files of one experiment run under ``path`` (created if missing)."""
+    """Files of one experiment run under ``path`` (created if missing).
+
+    A workdir without checkpoints starts afresh (its old ``metrics.jsonl`` is dropped); one with
+    checkpoints keeps the metrics up to the newest checkpoint of any part.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._managers: dict[str, ocp.CheckpointManager] = {}
+        self._checkpointers: dict[str, Checkpointer] = {}
+        parts = self.path / "checkpoints"
+        steps = [
+            self._checkpointer(p.name).latest_step()
+            for p in (sorted(parts.iterdir()) if parts.is_dir() else [])
+            if p.is_dir()
+        ]
+        steps = [s for s in steps if s is not None]
+        self._writer = MetricsWriter(self.path, resume_step=max(steps) if steps else None)
 
     # ---- config and results -----------------------------------------------------------------
     def write_config(self, config: Any) -> None:
         """``config.json`` (an ``ml_collections.ConfigDict`` or a mapping)."""
         data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-        (self.path / "config.json").write_text(json.dumps(_jsonable(data), indent=2) + "\n")
+        self.write_json("config.json", data)
 
     def write_results(self, results: Mapping[str, Any]) -> Path:
         """``results.json``: the final figures of the run."""
-        path = self.path / "results.json"
-        path.write_text(json.dumps(_jsonable(results), indent=2) + "\n")
-        return path
+        self.write_json("results.json", results)
+        return self.path / "results.json"
 
     def read_json(self, name: str) -> Any | None:
         path = self.path / name
@@ -66,14 +80,10 @@ class Workdir:
         (self.path / name).write_text(json.dumps(_jsonable(data), indent=2) + "\n")
 
     # ---- metrics ------------------------------------------------------------------------------
-    def log(self, part: str, step: int, **metrics: Any) -> None:
-        """Appends ``{"part", "step", **metrics}`` to ``metrics.jsonl``; NaN is an error."""
-        record = {"part": part, "step": int(step), **_jsonable(metrics)}
-        for key, value in metrics.items():
-            if isinstance(value, float | np.floating) and not math.isfinite(float(value)):
-                raise FloatingPointError(f"{part} step {step}: {key} is {value}")
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def log(self, part: str, step: int, **metrics: float) -> None:
+        """Writes ``{"step", "split": part, **metrics}``; a non-finite value is an error."""
+        check_finite(metrics, step=int(step), where=part)
+        self._writer.write(int(step), part, metrics)
 
     def metrics(self, part: str | None = None) -> list[dict[str, Any]]:
         """The metrics records (of one part), last record per ``(part, step)``, in step order."""
@@ -84,34 +94,32 @@ class Workdir:
         for line in path.read_text().splitlines():
             if line.strip():
                 record = json.loads(line)
-                latest[(record["part"], record["step"])] = record
+                latest[(record["split"], record["step"])] = record
         records = [r for (p, _), r in latest.items() if part is None or p == part]
-        return sorted(records, key=lambda r: (r["part"], r["step"]))
+        return sorted(records, key=lambda r: (r["split"], r["step"]))
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def _manager(self, part: str) -> ocp.CheckpointManager:
-        if part not in self._managers:
-            directory = (self.path / "checkpoints" / part).absolute()
-            options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
-            self._managers[part] = ocp.CheckpointManager(directory, options=options)
-        return self._managers[part]
+    def _checkpointer(self, part: str) -> Checkpointer:
+        if part not in self._checkpointers:
+            directory = self.path / "checkpoints" / part
+            self._checkpointers[part] = Checkpointer(directory, max_to_keep=1)
+        return self._checkpointers[part]
 
     def save(self, part: str, step: int, tree: Any) -> None:
         """Saves ``tree`` (arrays only) as the checkpoint of ``part`` at ``step``."""
-        manager = self._manager(part)
-        manager.save(int(step), args=ocp.args.StandardSave(tree), force=True)
-        manager.wait_until_finished()
+        self._checkpointer(part).save(int(step), tree, _NO_CARRY, {"part": part}, overwrite=True)
 
     def restore(self, part: str, like: Any) -> tuple[int, Any] | None:
         """``(step, tree)`` of the latest checkpoint of ``part`` shaped like ``like``, or None."""
-        manager = self._manager(part)
-        step = manager.latest_step()
+        checkpointer = self._checkpointer(part)
+        step = checkpointer.latest_step()
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        tree, _, _ = checkpointer.restore(like, _NO_CARRY, step)
+        return step, tree
 
     def close(self) -> None:
-        for manager in self._managers.values():
-            manager.close()
-        self._managers.clear()
+        for checkpointer in self._checkpointers.values():
+            checkpointer.close()
+        self._checkpointers.clear()
+        self._writer.close()
