@@ -13,6 +13,7 @@ fraction solved every ``eval_every`` steps), ``results.json``, ``learning_curves
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -73,7 +74,7 @@ def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
         return SimpleRNN(h)
     if name == "srn_exploding":
         scale = config.diagnostics.exploding_scale
-        return SimpleRNN(h, recurrent_kernel_init=nn.initializers.orthogonal(scale=scale))
+        return SimpleRNN(h, recurrent_kernel_init=_orthogonal(scale=scale))
     if name == "gru":
         return GRU(h)
     if name == "lstm":
@@ -83,6 +84,36 @@ def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
     if name == "lstm_chrono":
         return LSTM(h, chrono_max_time=length)
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODEL_LABELS)}")
+
+
+# One initializer object per scale: equal models, so the jitted functions below compile once.
+_orthogonal = functools.lru_cache(nn.initializers.orthogonal)
+
+
+# Module-level, the model a static argument: a second run in the same process (a resume), and the
+# gradient curves at initialisation and after training, reuse the compiled functions.
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model: AddingModel, key: jax.Array, x, lengths):
+    return model.init(key, x, lengths)["params"]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(model: AddingModel, params, x, lengths):
+    return model.apply({"params": params}, x, lengths)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _gradient_by_step(model: AddingModel, params, x, y, lengths):
+    """``|dL/dh_t|`` for each step ``t`` (``seqjax.diagnostics``), MSE read at the last step."""
+
+    def loss_fn(ys):
+        pred = read_out(model.head(), ys, lengths, {"params": params["head"]})
+        return jnp.mean((pred - y) ** 2)
+
+    recurrent = {"params": params["recurrent"]}
+    return diagnostics.loss_gradient_norms(
+        model.recurrent, recurrent, x, loss_fn, seq_lengths=lengths
+    )
 
 
 def label(name: str, config: ml_collections.ConfigDict) -> str:
@@ -125,7 +156,7 @@ def train_model(
     """Trains one model (resuming from its checkpoint) and scores it once on the test set."""
     model = AddingModel(make_recurrent(name, config))
     x0, _, l0 = train_batch(config, 0)
-    init_params = jax.jit(model.init)(jax.random.key(config.seed), x0, l0)["params"]
+    init_params = _init(model, jax.random.key(config.seed), x0, l0)
     tx = optimizer(config)
     state = {"params": init_params, "opt_state": tx.init(init_params)}
     start = 0
@@ -143,7 +174,7 @@ def train_model(
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "opt_state": opt_state}, loss
 
-    predict = jax.jit(lambda params, x, lengths: model.apply({"params": params}, x, lengths))
+    predict = functools.partial(_predict, model)
     steps, every = config.train.steps, config.train.eval_every
     seconds = 0.0
     bar = tqdm(total=steps, initial=start, desc=label(name, config), unit="step", leave=True)
@@ -199,24 +230,14 @@ def gradient_curves(config, trained: dict[str, dict[str, Any]]) -> dict[str, np.
     curves: dict[str, np.ndarray] = {}
 
     def curve(model, params):
-        """``|dL/dh_t|`` by lag ``k = T - 1 - t`` (``seqjax.diagnostics`` reports it by step)."""
-
-        def loss_fn(ys):
-            pred = read_out(model.head(), ys, lengths, {"params": params["head"]})
-            return jnp.mean((pred - y) ** 2)
-
-        norms = jax.jit(
-            lambda p: diagnostics.loss_gradient_norms(
-                model.recurrent, {"params": p}, x, loss_fn, seq_lengths=lengths
-            )
-        )(params["recurrent"])
-        return np.asarray(norms)[::-1].copy()
+        """By lag ``k = T - 1 - t`` (``seqjax.diagnostics`` reports by step ``t``)."""
+        return np.asarray(_gradient_by_step(model, params, x, y, lengths))[::-1].copy()
 
     for info in trained.values():
         curves[f"{info['label']}, init"] = curve(info["model"], info["init_params"])
         curves[f"{info['label']}, trained"] = curve(info["model"], info["params"])
     exploding = AddingModel(make_recurrent("srn_exploding", config))
-    params = jax.jit(exploding.init)(jax.random.key(config.seed), x, lengths)["params"]
+    params = _init(exploding, jax.random.key(config.seed), x, lengths)
     scale = config.diagnostics.exploding_scale
     curves[f"SimpleRNN, recurrent weights x{scale:g} (exploding), init"] = curve(exploding, params)
     return curves

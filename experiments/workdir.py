@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from seqjax.train import Checkpointer, MetricsWriter
@@ -116,7 +117,9 @@ class Workdir:
         if step is None:
             return None
         tree, _, _ = checkpointer.restore(like, _NO_CARRY, step)
-        return step, tree
+        # Uncommitted arrays, like freshly initialised ones: jitted functions that have seen
+        # those (e.g. in the same process) are not compiled again for a committed sharding.
+        return step, jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
 
     def close(self) -> None:
         for checkpointer in self._checkpointers.values():
