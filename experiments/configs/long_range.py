@@ -6,8 +6,9 @@ Command (the defaults)::
 
 Expected (measured, seed 0): the LSTM (chrono initialisation) solves 99.96% of 2,560 fresh test
 sequences (1 wrong, MSE 6e-5; >= 99% of validation from step 750); the SimpleRNN (14.7%) and the
-GRU (15.2%) stay at the baseline (MSE 0.041 ~ 1/24) for the whole 2,000 steps. Run time: 5 min 54 s
-wall (1 min 49 s CPU) on 2 shared, heavily loaded cores; about 2 minutes on an idle laptop CPU.
+GRU (15.2%) stay at the baseline (MSE 0.041 ~ 1/24) for the whole 2,000 steps. Run time: 47 s on
+2 cores (2026-11-30, after the per-step input projection became the default; the same figures to
+all printed digits); 5 min 54 s when the cores were shared with four other jobs.
 The ``:init`` variant (5,000 steps each) shows forget bias 1 and 3 stuck at the baseline for this
 seed while chrono solves it by step 750 (see docs/results.md).
 
