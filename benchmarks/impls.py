@@ -208,7 +208,10 @@ def implementations(family):
     if family == "rnn":
         return [
             ("seqjax SimpleRNN", lambda c, m: seqjax_runner("rnn", c, m)),
-            ("seqjax SimpleRNN (fused, opt-in)", lambda c, m: seqjax_runner("rnn", c, m, fast=True)),
+            (
+                "seqjax SimpleRNN (fused, opt-in)",
+                lambda c, m: seqjax_runner("rnn", c, m, fast=True),
+            ),
             ("Flax nn.RNN(SimpleCell)", lambda c, m: flax_runner("SimpleCell", c, m)),
             ("PyTorch nn.RNN", lambda c, m: torch_runner("rnn", c, m)),
         ]

@@ -113,7 +113,9 @@ def run_case(cname, case, families, mode, rounds, per_round, only, gpu):
 def markdown(result):
     lines = []
     env = result["environment"]
-    lines.append(f"Machine: {env['cpu']} ({env['cpus']} CPUs), JAX backend `{env['jax_backend']}`; ")
+    lines.append(
+        f"Machine: {env['cpu']} ({env['cpus']} CPUs), JAX backend `{env['jax_backend']}`; "
+    )
     lines.append(
         f"jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
         f"keras {env['keras']}, torch {env['torch']} ({env.get('torch_device')}, "
@@ -143,7 +145,11 @@ def markdown(result):
             gf = "" if r["gflops"] is None else f"{r['gflops']:.1f}"
             pct = "" if r["gflops"] is None else f"{100 * r['gflops'] / pk['gflops']:.0f}%"
             mem = "" if r["mem_mb"] is None else f"{r['mem_mb']:.1f}"
-            name = f"**{r['impl']}**" if r["impl"].startswith("seqjax") and "fused" not in r["impl"] else r["impl"]
+            name = (
+                f"**{r['impl']}**"
+                if r["impl"].startswith("seqjax") and "fused" not in r["impl"]
+                else r["impl"]
+            )
             lines.append(
                 f"| {r['case']} {c} | {name} | {r['median_ms']:.2f} | {r['p10_ms']:.2f}–{r['p90_ms']:.2f} | "
                 f"{r['ratio_to_best_peer']:.2f} | {r['speedup_vs_best_peer']:.2f}× | {gf} | {pct} | "
@@ -179,7 +185,8 @@ def main(argv=None):
     rounds, per_round = (4, 5) if a.quick else (8, 5)
     f_rounds, f_per_round = (4, 5) if a.quick else (6, 5)
     result = {
-        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        "command": "python -m benchmarks.run "
+        + " ".join(argv if argv is not None else os.sys.argv[1:]),
         "environment": common.environment(),
         "torch_threads": nthreads,
         "rows": [],
