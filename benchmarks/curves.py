@@ -16,17 +16,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from benchmarks import common, impls  # noqa: E402
-from benchmarks.common import median  # noqa: E402
-
-
-def _time(r, steps):
-    r.step()
-    ts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        r.step()
-        ts.append(time.perf_counter() - t0)
-    return median(ts)
+from benchmarks.floors import time_runner  # noqa: E402
 
 
 def main(argv=None):
@@ -49,7 +39,7 @@ def main(argv=None):
         case = (b, t, f, h)
         for name, make in variants.items():
             r = make(case)
-            ms = _time(r, steps) * 1e3 if t <= time_max else None
+            ms = time_runner(r, steps, warmup=1) * 1e3 if t <= time_max else None
             row = {
                 "T": t,
                 "impl": name,
