@@ -37,6 +37,32 @@ def _epochs(num_epochs: int | None) -> Iterator[int]:
     return iter(range(check_positive_int("num_epochs", num_epochs)))
 
 
+def _batch_indices(
+    n: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    num_epochs: int | None,
+    drop_remainder: bool,
+    what: str = "samples",
+) -> Iterator[np.ndarray]:
+    """Row indices of each mini-batch over ``n`` rows, epoch after epoch.
+
+    Each epoch is a fresh order drawn from ``default_rng([seed, epoch])`` (or ``0..n-1`` without
+    ``shuffle``); the last batch is shorter than ``batch_size`` unless ``drop_remainder``.
+    """
+    if drop_remainder and n < batch_size:
+        raise ValueError(
+            f"drop_remainder=True needs at least batch_size = {batch_size} {what}, got {n}"
+        )
+    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
+    for epoch in _epochs(num_epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        for b in range(num_batches):
+            yield order[b * batch_size : (b + 1) * batch_size]
+
+
 def stateful_iterator(
     series: np.ndarray,
     batch_size: int,
@@ -171,25 +197,24 @@ def minibatches(
     n = next(iter(lengths.values()))
     if any(v != n for v in lengths.values()) or n is None:
         raise ValueError(f"all arrays must have the same leading length, got {lengths}")
-    if drop_remainder and n < batch_size:
-        raise ValueError(
-            f"drop_remainder=True needs at least batch_size = {batch_size} samples, got {n}"
-        )
-    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
-    for epoch in _epochs(num_epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        for b in range(num_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            valid = np.zeros(batch_size, bool)
-            valid[: len(idx)] = True
-            batch = {}
-            for key, value in data.items():
-                out = np.zeros((batch_size, *value.shape[1:]), value.dtype)
-                out[: len(idx)] = value[idx]
-                batch[key] = out
-            if "mask" in batch:
-                m = batch["mask"].astype(bool)
-                batch["mask"] = m & valid.reshape(-1, *([1] * (m.ndim - 1)))
-            else:
-                batch["mask"] = valid
-            yield batch
+    for idx in _batch_indices(
+        n,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        drop_remainder=drop_remainder,
+    ):
+        valid = np.zeros(batch_size, bool)
+        valid[: len(idx)] = True
+        batch = {}
+        for key, value in data.items():
+            out = np.zeros((batch_size, *value.shape[1:]), value.dtype)
+            out[: len(idx)] = value[idx]
+            batch[key] = out
+        if "mask" in batch:
+            m = batch["mask"].astype(bool)
+            batch["mask"] = m & valid.reshape(-1, *([1] * (m.ndim - 1)))
+        else:
+            batch["mask"] = valid
+        yield batch

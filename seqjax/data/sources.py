@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from seqjax.data.checks import check_positive_int
-from seqjax.data.iterators import _epochs
+from seqjax.data.iterators import _batch_indices
 
 __all__ = ["DataSource", "source_minibatches", "source_series"]
 
@@ -114,17 +114,17 @@ def source_minibatches(
     unknown = [k for k in sequence_features if k not in keys]
     if unknown:
         raise ValueError(f"sequence_features {unknown} are not among the batch keys {list(keys)}")
-    if drop_remainder and n < batch_size:
-        raise ValueError(
-            f"drop_remainder=True needs at least batch_size = {batch_size} records, got {n}"
-        )
-    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
-    for epoch in _epochs(num_epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        for b in range(num_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            records = _read(source, idx)
-            yield _collate(records, idx, keys, sequence_features, pad_to, batch_size)
+    for idx in _batch_indices(
+        n,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        drop_remainder=drop_remainder,
+        what="records",
+    ):
+        records = _read(source, idx)
+        yield _collate(records, idx, keys, sequence_features, pad_to, batch_size)
 
 
 def _collate(records, idx, keys, sequence_features, pad_to, batch_size):
