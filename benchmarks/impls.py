@@ -95,6 +95,8 @@ def seqjax_runner(kind, case, mode, fast=False, **layer_kw):
     try:
         label = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[kind]
         name = f"seqjax {label}" + (" (fused, opt-in)" if fast else "")
+        if layer_kw.get("implementation", "scan") != "scan":
+            name += f" ({layer_kw['implementation']})"
         return JaxRunner(
             name, kind, lambda k, x: layer.init(k, x), lambda p, x: layer.apply(p, x)[1], case, mode
         )
@@ -199,7 +201,10 @@ def implementations(family):
     if family == "lstm":
         return [
             ("seqjax LSTM", lambda c, m: seqjax_runner("lstm", c, m)),
-            ("seqjax LSTM (fused, opt-in)", lambda c, m: seqjax_runner("lstm", c, m, fast=True)),
+            (
+                "seqjax LSTM (cpu_kernel)",
+                lambda c, m: seqjax_runner("lstm", c, m, implementation="cpu_kernel"),
+            ),
             ("Flax nn.RNN(OptimizedLSTMCell)", lambda c, m: flax_runner("OptimizedLSTMCell", c, m)),
             ("Flax nn.RNN(LSTMCell)", lambda c, m: flax_runner("LSTMCell", c, m)),
             ("PyTorch nn.LSTM", lambda c, m: torch_runner("lstm", c, m)),
@@ -209,8 +214,8 @@ def implementations(family):
         return [
             ("seqjax SimpleRNN", lambda c, m: seqjax_runner("rnn", c, m)),
             (
-                "seqjax SimpleRNN (fused, opt-in)",
-                lambda c, m: seqjax_runner("rnn", c, m, fast=True),
+                "seqjax SimpleRNN (cpu_kernel)",
+                lambda c, m: seqjax_runner("rnn", c, m, implementation="cpu_kernel"),
             ),
             ("Flax nn.RNN(SimpleCell)", lambda c, m: flax_runner("SimpleCell", c, m)),
             ("PyTorch nn.RNN", lambda c, m: torch_runner("rnn", c, m)),
@@ -218,7 +223,10 @@ def implementations(family):
     if family == "gru":
         return [
             ("seqjax GRU", lambda c, m: seqjax_runner("gru", c, m)),
-            ("seqjax GRU (fused, opt-in)", lambda c, m: seqjax_runner("gru", c, m, fast=True)),
+            (
+                "seqjax GRU (cpu_kernel)",
+                lambda c, m: seqjax_runner("gru", c, m, implementation="cpu_kernel"),
+            ),
             ("Flax nn.RNN(GRUCell)", lambda c, m: flax_runner("GRUCell", c, m)),
             ("PyTorch nn.GRU", lambda c, m: torch_runner("gru", c, m)),
         ]

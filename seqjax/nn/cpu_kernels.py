@@ -1,0 +1,332 @@
+"""CPU kernels for the recurrent layers: the whole time loop as one XLA FFI custom call.
+
+XLA:CPU runs a ``lax.scan`` of small matmuls well below the machine's matmul speed: every step of
+its while loop dispatches a dozen separate operations (matmuls, gate fusions, dynamic slices and
+updates of the stacked outputs), and those per-operation costs, not the arithmetic, are most of a
+training step (benchmarks/NOTES.md). Here the loop is C++ (``csrc/recurrence_cpu.cc``):
+
+* forward: per step one ``[B, H] x [H, G*H]`` matmul (a register-blocked kernel), the gates, the
+  new carry; it keeps the gate activations (and the LSTM cell states) for the backward;
+* backward: per step the gate gradients and one ``[B, G*H] x [G*H, H]`` matmul for ``dh_{t-1}``;
+* everything that is not sequential stays in XLA as large matmuls: the input projection
+  ``x W + b`` for all steps before the loop, and after it the weight gradients ``dU`` (one
+  ``[H, T*B] x [T*B, G*H]`` matmul), ``dW``, ``db`` and ``dx``.
+
+Each recurrence is a :func:`jax.custom_vjp`. The maths is that of ``lstm_step`` / ``gru_step`` /
+``simple_rnn_step`` with the default tanh activations; ``tests/nn/test_cpu_kernels.py`` checks
+outputs, carries and gradients against the scan, the NumPy reference and ``check_grads``.
+float32 and float64 only. Limits (raised as errors by the layers, never silently): first-order
+reverse mode only (no ``jax.jvp``/forward mode and no grad-of-grad, like cuDNN's RNN in PyTorch);
+no peepholes, other activations, ``hidden_offsets`` or ``remat``. ``jax.vmap`` loops over the
+mapped axis. On platforms other than CPU the layers run their scan instead (``platform_dependent``),
+so the same code runs on GPU/TPU.
+
+The C++ source is compiled at first use with the system C++ compiler (``$CXX`` or ``c++``/``g++``)
+against the XLA FFI headers that jaxlib ships, and cached in ``$SEQJAX_CACHE_DIR`` (default
+``~/.cache/seqjax``) under a hash of the source, compiler, jaxlib version and CPU, so each machine
+builds it once (about 3 s).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+SOURCE = Path(__file__).with_name("csrc") / "recurrence_cpu.cc"
+_TARGETS = (
+    "SeqjaxSrnFwd",
+    "SeqjaxSrnBwd",
+    "SeqjaxGruFwd",
+    "SeqjaxGruBwd",
+    "SeqjaxLstmFwd",
+    "SeqjaxLstmBwd",
+)
+_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-w")
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+
+class KernelUnavailableError(RuntimeError):
+    """The CPU kernels could not be built (no C++ compiler, or it failed); the message says why."""
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _cpu_signature() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features"))]
+        return "\n".join(sorted(set(keep)))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SEQJAX_CACHE_DIR")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "seqjax"
+
+
+def build() -> Path:
+    """Compiles the kernels if this machine has no cached build yet; returns the library's path."""
+    cxx = _compiler()
+    if cxx is None:
+        raise KernelUnavailableError(
+            "seqjax CPU kernels need a C++ compiler (set $CXX, or install g++/clang++); "
+            "use implementation='scan' instead."
+        )
+    include = jax.ffi.include_dir()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(
+        b"\0".join(
+            s.encode()
+            for s in (
+                SOURCE.read_text(),
+                version,
+                " ".join(_FLAGS),
+                jax.__version__,
+                _cpu_signature(),
+            )
+        )
+    ).hexdigest()[:16]
+    target = cache_dir() / f"recurrence_cpu-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [cxx, *_FLAGS, f"-I{include}", str(SOURCE), "-o", tmp]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise KernelUnavailableError(
+            f"building the seqjax CPU kernels failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}"
+        )
+    os.replace(tmp, target)  # atomic: concurrent builders each write their own file
+    return target
+
+
+def load() -> None:
+    """Builds (once per machine) and registers the kernels with XLA (once per process)."""
+    with _lock:
+        if "lib" in _loaded:
+            return
+        lib = ctypes.cdll.LoadLibrary(str(build()))
+        for name in _TARGETS:
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+        _loaded["lib"] = lib
+
+
+def available() -> bool:
+    """Whether the kernels can be built and loaded on this machine."""
+    try:
+        load()
+    except (KernelUnavailableError, OSError):
+        return False
+    return True
+
+
+def _call(name, outs, *args, aliases=None):
+    return jax.ffi.ffi_call(name, outs, vmap_method="sequential", input_output_aliases=aliases)(
+        *args
+    )
+
+
+def _like(shape, x):
+    return jax.ShapeDtypeStruct(shape, x.dtype)
+
+
+def _previous_hidden(h0, hs):
+    """``h_{t-1}`` for every step: ``[h0, hs[0], ..., hs[T-2]]`` ``[T, B, H]``."""
+    return jnp.concatenate([h0[None], hs[:-1]], axis=0)
+
+
+def _outer_sum(a, b):
+    """``sum_t a[t]^T b[t]``: one ``[H, T*B] x [T*B, G]`` matmul on the row-major buffers as they
+    are (an einsum over (t, b) made XLA copy both operands into another layout first)."""
+    a2 = a.reshape(-1, a.shape[-1])
+    b2 = b.reshape(-1, b.shape[-1])
+    return jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ())))
+
+
+# ---- SimpleRNN: h_t = tanh(xp_t + h_{t-1} U) ------------------------------------------------
+@jax.custom_vjp
+def simple_rnn(xp, u, h0, lengths):
+    """``xp [T, B, H]``, ``u [H, H]``, ``h0 [B, H]``, ``lengths [B]`` -> ``(hs [T, B, H], hT)``."""
+    return _srn_fwd(xp, u, h0, lengths)[0]
+
+
+def _srn_fwd(xp, u, h0, lengths):
+    hs, ht = _call("SeqjaxSrnFwd", (_like(xp.shape, xp), _like(h0.shape, h0)), xp, u, h0, lengths)
+    return (hs, ht), (u, h0, lengths, hs)
+
+
+def _srn_bwd(res, cts):
+    u, h0, lengths, hs = res
+    dhs, dht = cts
+    dz, dh0 = _call(
+        "SeqjaxSrnBwd", (_like(hs.shape, hs), _like(h0.shape, h0)), u, lengths, hs, dhs, dht
+    )
+    return dz, _outer_sum(_previous_hidden(h0, hs), dz), dh0, None
+
+
+simple_rnn.defvjp(_srn_fwd, _srn_bwd)
+
+
+# ---- GRU: gates (r, z, n), reset after the matmul -------------------------------------------
+@jax.custom_vjp
+def gru(xp, u, rb, h0, lengths):
+    """``xp [T, B, 3H]``, ``u [H, 3H]``, recurrent bias ``rb [3H]``, ``h0 [B, H]`` ->
+    ``(hs [T, B, H], hT)``."""
+    return _gru_run(xp, u, rb, h0, lengths, residuals=False)[0]
+
+
+def _gru_run(xp, u, rb, h0, lengths, residuals):
+    t, b, _ = xp.shape
+    h = h0.shape[-1]
+    steps = t if residuals else 1  # without residuals: a one-step scratch buffer
+    outs = (_like((t, b, h), xp), _like((steps, b, 4 * h), xp), _like(h0.shape, h0))
+    hs, res, ht = _call("SeqjaxGruFwd", outs, xp, u, rb, h0, lengths)
+    return (hs, ht), (u, h0, lengths, hs, res)
+
+
+def _gru_fwd(xp, u, rb, h0, lengths):
+    return _gru_run(xp, u, rb, h0, lengths, residuals=True)
+
+
+def _gru_bwd(res_, cts):
+    u, h0, lengths, hs, res = res_
+    dhs, dht = cts
+    t, b, h = hs.shape
+    outs = (_like((t, b, 3 * h), hs), _like((t, b, 3 * h), hs), _like(h0.shape, h0))
+    dxp, dhp, dh0 = _call("SeqjaxGruBwd", outs, u, h0, lengths, hs, res, dhs, dht)
+    du = _outer_sum(_previous_hidden(h0, hs), dhp)
+    return dxp, du, dhp.sum(axis=(0, 1)), dh0, None
+
+
+gru.defvjp(_gru_fwd, _gru_bwd)
+
+
+# ---- LSTM: gates (i, f, g, o) ---------------------------------------------------------------
+@jax.custom_vjp
+def lstm(xp, u, h0, c0, lengths):
+    """``xp [T, B, 4H]``, ``u [H, 4H]``, ``h0, c0 [B, H]`` -> ``(hs [T, B, H], hT, cT)``."""
+    return _lstm_run(xp, u, h0, c0, lengths, residuals=False)[0]
+
+
+def _lstm_run(xp, u, h0, c0, lengths, residuals):
+    t, b, g = xp.shape
+    h = h0.shape[-1]
+    steps = t if residuals else 1  # without residuals: one-step scratch buffers
+    outs = (
+        _like((t, b, h), xp),
+        _like((steps, b, h), xp),
+        _like((steps, b, g), xp),
+        _like(h0.shape, h0),
+        _like(c0.shape, c0),
+    )
+    hs, cs, acts, ht, ct = _call("SeqjaxLstmFwd", outs, xp, u, h0, c0, lengths)
+    return (hs, ht, ct), (u, h0, c0, lengths, hs, cs, acts)
+
+
+def _lstm_fwd(xp, u, h0, c0, lengths):
+    return _lstm_run(xp, u, h0, c0, lengths, residuals=True)
+
+
+def _lstm_bwd(res, cts):
+    u, h0, c0, lengths, hs, cs, acts = res
+    dhs, dht, dct = cts
+    outs = (_like(acts.shape, acts), _like(h0.shape, h0), _like(c0.shape, c0))
+    # dz overwrites the activations in place (same shape; they are dead after this call), which
+    # spares a fresh [T, B, 4H] buffer and its page faults every training step.
+    dz, dh0, dc0 = _call(
+        "SeqjaxLstmBwd", outs, u, c0, lengths, cs, acts, dhs, dht, dct, aliases={4: 0}
+    )
+    return dz, _outer_sum(_previous_hidden(h0, hs), dz), dh0, dc0, None
+
+
+lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+# ---- the layers' entry point ------------------------------------------------------------------
+def _is_tanh(fn) -> bool:
+    return fn is jnp.tanh or fn is jax.nn.tanh or fn is jax.lax.tanh
+
+
+def unsupported(layer, dtype, *, hidden_offsets: bool) -> list[str]:
+    """What in ``layer``'s configuration the kernels do not cover (empty list: covered)."""
+    from seqjax.nn.gru import GRU
+    from seqjax.nn.lstm import LSTM
+    from seqjax.nn.simple_rnn import SimpleRNN
+
+    why = []
+    cls = type(layer)
+    if isinstance(layer, LSTM) and cls._step_fn is LSTM._step_fn:
+        if layer.use_peepholes:
+            why.append("use_peepholes=True")
+        if not (_is_tanh(layer.cell_activation) and _is_tanh(layer.output_activation)):
+            why.append("cell/output activations other than tanh")
+    elif isinstance(layer, GRU | SimpleRNN) and cls._step_fn in (GRU._step_fn, SimpleRNN._step_fn):
+        if not _is_tanh(layer.activation):
+            why.append(f"activation {getattr(layer.activation, '__name__', layer.activation)!r}")
+    else:
+        why.append(f"{cls.__name__} (kernels exist for SimpleRNN, GRU and LSTM)")
+    if jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
+        why.append(f"dtype {jnp.dtype(dtype).name} (float32/float64 only)")
+    if hidden_offsets:
+        why.append("hidden_offsets")
+    if layer.remat:
+        why.append("remat=True")
+    return why
+
+
+def run_layer(layer, params, carry, xs_tm, seq_lengths):
+    """The layer's recurrence through the kernel: ``xs_tm [T, B, F]`` -> ``(carry, hs [T, B, H])``.
+
+    Same contract as :func:`seqjax.nn.recurrence.scan_recurrence` (``reverse`` from the layer).
+    """
+    from seqjax.nn.gru import GRU
+    from seqjax.nn.lstm import LSTM, LSTMCarry
+    from seqjax.nn.recurrence import reverse_padded
+
+    load()
+    time, batch = xs_tm.shape[:2]
+    # As a 2-D matmul on the row-major [T*B, F] buffer: its gradient x^T dz then reads dz as it is
+    # (the 3-D einsum made XLA transpose the whole [T, B, G*H] gradient first).
+    kernel = params["kernel"]
+    xp = (xs_tm.reshape(time * batch, -1) @ kernel).reshape(time, batch, kernel.shape[-1])
+    xp = xp + layer._input_bias(params)
+    if seq_lengths is None:
+        lengths = jnp.full((batch,), time, jnp.int32)
+    else:
+        lengths = seq_lengths.astype(jnp.int32)
+    if layer.reverse:
+        xp = xp[::-1] if seq_lengths is None else reverse_padded(xp, seq_lengths)
+    u = params["recurrent_kernel"]
+    if isinstance(layer, LSTM):
+        hs, h, c = lstm(xp, u, carry.hidden, carry.cell, lengths)
+        carry = LSTMCarry(cell=c, hidden=h)
+    elif isinstance(layer, GRU):
+        hs, carry = gru(xp, u, params["recurrent_bias"], carry, lengths)
+    else:
+        hs, carry = simple_rnn(xp, u, carry, lengths)
+    if layer.reverse:
+        hs = hs[::-1] if seq_lengths is None else reverse_padded(hs, seq_lengths)
+    return carry, hs

@@ -1,0 +1,706 @@
+// seqjax CPU kernels: the whole time loop of SimpleRNN, GRU and LSTM (forward and backward) in one
+// XLA FFI custom call each, so the per-step cost is two small matmuls and the gate arithmetic, with
+// no per-operation dispatch of XLA's while loop (benchmarks/NOTES.md, lever 7).
+//
+// Layouts (row-major, time-major): xp [T, B, G*H] is the input projection x_t W + b computed by XLA
+// as one matmul; U [H, G*H]; carries [B, H]; lengths [B] int32 (rows past their length keep their
+// carry and output zeros, as seqjax.nn.recurrence.scan_recurrence does). The backward kernels return
+// the gradients of the pre-activations; XLA then forms dU, dW, db and dx as large matmuls.
+// float32 runs a vectorised exp; float64 uses the C library (it exists for gradient checks).
+// Compiled at first use by seqjax/nn/cpu_kernels.py.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float V __attribute__((vector_size(64), aligned(4)));
+  static constexpr int W = 16;
+};
+template <>
+struct Vec<double> {
+  typedef double V __attribute__((vector_size(64), aligned(8)));
+  static constexpr int W = 8;
+};
+
+// C[MR rows, NV vectors] += A[MR, K] B[K, NV vectors]; all row-major with leading dimensions.
+template <typename T, int MR, int NV>
+inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int64_t ldb,
+                  T* __restrict C, int64_t ldc, int64_t K) {
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  V c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NV; ++j) c[r][j] = *reinterpret_cast<const V*>(C + r * ldc + W * j);
+  for (int64_t k = 0; k < K; ++k) {
+    const T* b = B + k * ldb;
+    V bv[NV];
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + W * j);
+    for (int r = 0; r < MR; ++r) {
+      const T a = A[r * lda + k];
+      for (int j = 0; j < NV; ++j) c[r][j] += a * bv[j];
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NV; ++j) *reinterpret_cast<V*>(C + r * ldc + W * j) = c[r][j];
+}
+
+template <typename T, int NV>
+inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                  int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 8 <= M; i += 8) Block<T, 8, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K);
+  if (i + 4 <= M) Block<T, 4, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K), i += 4;
+  if (i + 2 <= M) Block<T, 2, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K), i += 2;
+  if (i < M) Block<T, 1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K);
+}
+
+// C[M, N] += A[M, K] B[K, N], row-major with leading dimensions lda, ldb, ldc.
+template <typename T>
+void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+             T* C, int64_t ldc) {
+  constexpr int W = Vec<T>::W;
+  int64_t j = 0;
+  for (; j + 4 * W <= N; j += 4 * W) Panel<T, 4>(M, K, A, lda, B + j, ldb, C + j, ldc);
+  if (j + 2 * W <= N) Panel<T, 2>(M, K, A, lda, B + j, ldb, C + j, ldc), j += 2 * W;
+  if (j + W <= N) Panel<T, 1>(M, K, A, lda, B + j, ldb, C + j, ldc), j += W;
+  if (j < N) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t k = 0; k < K; ++k) {
+        const T a = A[i * lda + k];
+        for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B[k * ldb + jj];
+      }
+  }
+}
+
+// ---- elementwise functions, in place over n values ----
+// float: tanh as the rational approximation XLA's CPU and GPU backends use (odd degree-13 over even
+// degree-6 polynomial on [-7.905, 7.905], a few ulp), vectorised with GCC vector extensions, and
+// sigmoid(x) = 0.5 + 0.5 tanh(x / 2).
+typedef float VF __attribute__((vector_size(64), aligned(4)));
+
+inline VF TanhV(VF x) {
+  const VF c = VF{} + 7.90531110763549805f;
+  VF xc = x > c ? c : x;
+  xc = xc < -c ? -c : xc;
+  const VF x2 = xc * xc;
+  VF p = VF{} - 2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 - 8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  VF q = VF{} + 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const VF r = xc * p / q;
+  const VF ax = x < 0.0f ? -x : x;
+  return ax < 0.0004f ? x : r;
+}
+
+inline VF SigmoidV(VF x) { return 0.5f + 0.5f * TanhV(0.5f * x); }
+
+template <VF (*F)(VF)>
+inline void ApplyF(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    VF* v = reinterpret_cast<VF*>(x + i);
+    *v = F(*v);
+  }
+  if (i < n) {
+    VF v = {};
+    std::memcpy(&v, x + i, (n - i) * sizeof(float));
+    v = F(v);
+    std::memcpy(x + i, &v, (n - i) * sizeof(float));
+  }
+}
+
+inline void Sigmoid(float* x, int64_t n) { ApplyF<SigmoidV>(x, n); }
+inline void Tanh(float* x, int64_t n) { ApplyF<TanhV>(x, n); }
+inline void Sigmoid(double* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 1.0 / (1.0 + std::exp(-x[i]));
+}
+inline void Tanh(double* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+
+template <typename T>
+std::vector<T> Transpose(const T* a, int64_t rows, int64_t cols) {
+  std::vector<T> t(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[c * rows + r] = a[r * cols + c];
+  return t;
+}
+
+inline bool Active(const int32_t* len, int64_t b, int64_t t) { return t < len[b]; }
+
+// ---- a team of threads for the per-step work ----
+// The caller and up to `helpers` tasks on XLA's intra-op thread pool split each phase of a step
+// into chunks of hidden units. Chunks are claimed from one atomic counter, so the caller never
+// waits for a helper that has not started (it then does every chunk itself): no deadlock even if
+// the pool is busy, only less parallelism. Helpers spin between phases and leave when the kernel
+// ends; their shared state outlives the call.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+struct TeamState {
+  std::atomic<uint64_t> state{0};  // epoch << 32 | next unclaimed chunk
+  std::atomic<int64_t> done{0};
+  std::atomic<int64_t> n{0};
+  std::atomic<void (*)(void*, int64_t)> fn{nullptr};
+  std::atomic<void*> ctx{nullptr};
+  std::atomic<bool> stop{false};
+};
+
+inline void ClaimAndRun(TeamState& s) {
+  for (;;) {
+    uint64_t st = s.state.load(std::memory_order_acquire);
+    const int64_t n = s.n.load(std::memory_order_acquire);
+    auto* fn = s.fn.load(std::memory_order_acquire);
+    void* ctx = s.ctx.load(std::memory_order_acquire);
+    const int64_t next = static_cast<int64_t>(st & 0xffffffffu);
+    if (fn == nullptr || next >= n) return;
+    if (s.state.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel)) {
+      fn(ctx, next);
+      s.done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+inline void HelperLoop(const std::shared_ptr<TeamState>& s) {
+  while (!s->stop.load(std::memory_order_acquire)) {
+    ClaimAndRun(*s);
+    const uint64_t seen = s->state.load(std::memory_order_acquire);
+    int64_t spins = 0;
+    while (s->state.load(std::memory_order_acquire) == seen &&
+           !s->stop.load(std::memory_order_acquire)) {
+      CpuRelax();
+      if (++spins > 4096) std::this_thread::yield();
+    }
+  }
+}
+
+class Team {
+ public:
+  Team(ffi::ThreadPool* pool, int64_t helpers) : threads_(1) {
+    if (pool == nullptr || helpers <= 0) return;
+    s_ = std::make_shared<TeamState>();
+    for (int64_t i = 0; i < helpers; ++i) {
+      std::shared_ptr<TeamState> s = s_;
+      pool->Schedule([s]() { HelperLoop(s); });
+    }
+    threads_ = 1 + helpers;
+  }
+  ~Team() {
+    if (s_) s_->stop.store(true, std::memory_order_release);
+  }
+  int64_t threads() const { return threads_; }
+
+  // Runs f(0), ..., f(n - 1), split across the team; returns when all have finished.
+  template <class F>
+  void Run(int64_t n, F& f) {
+    if (!s_ || n <= 1) {
+      for (int64_t i = 0; i < n; ++i) f(i);
+      return;
+    }
+    s_->n.store(n, std::memory_order_release);
+    s_->ctx.store(&f, std::memory_order_release);
+    s_->fn.store(&Trampoline<F>, std::memory_order_release);
+    s_->done.store(0, std::memory_order_release);
+    ++epoch_;
+    s_->state.store(epoch_ << 32, std::memory_order_release);
+    ClaimAndRun(*s_);
+    while (s_->done.load(std::memory_order_acquire) < n) CpuRelax();
+  }
+
+ private:
+  template <class F>
+  static void Trampoline(void* ctx, int64_t i) {
+    (*static_cast<F*>(ctx))(i);
+  }
+  std::shared_ptr<TeamState> s_;
+  int64_t threads_;
+  uint64_t epoch_ = 0;
+};
+
+// Hidden units [begin(i), end(i)) of chunk i: one chunk per thread, multiples of 16 units.
+struct Chunks {
+  int64_t size, count, units;
+  Chunks(int64_t h, int64_t threads) : units(h) {
+    if (threads <= 1) {
+      size = h, count = 1;
+      return;
+    }
+    size = ((h + threads - 1) / threads + 15) / 16 * 16;
+    count = (h + size - 1) / size;
+  }
+  int64_t begin(int64_t i) const { return i * size; }
+  int64_t end(int64_t i) const { return std::min(units, (i + 1) * size); }
+};
+
+template <typename T>
+void CopyRow(T* dst, const T* src, int64_t n) {
+  std::memcpy(dst, src, n * sizeof(T));
+}
+
+template <typename T>
+void ZeroRow(T* dst, int64_t n) {
+  std::fill(dst, dst + n, T(0));
+}
+
+// ---------------------------------- SimpleRNN ----------------------------------
+template <typename T>
+void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
+            const int32_t* len, T* hs, T* hT) {
+  std::vector<T> hbuf(2 * B * H), z(B * H);
+  std::copy(h0, h0 + B * H, hbuf.begin());
+  T* h = hbuf.data();
+  T* hn = h + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = 0; t < Tn; ++t) {
+    const T* x = xp + t * B * H;
+    auto step = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
+      for (int64_t b = 0; b < B; ++b) CopyRow(z.data() + b * H + k0, x + b * H + k0, w);
+      GemmAcc<T>(B, w, H, h, H, U + k0, H, z.data() + k0, H);
+      for (int64_t b = 0; b < B; ++b) {
+        T* zb = z.data() + b * H + k0;
+        T* out = hs + (t * B + b) * H + k0;
+        if (Active(len, b, t)) {
+          Tanh(zb, w);
+          CopyRow(hn + b * H + k0, zb, w);
+          CopyRow(out, zb, w);
+        } else {
+          CopyRow(hn + b * H + k0, h + b * H + k0, w);
+          ZeroRow(out, w);
+        }
+      }
+    };
+    team.Run(ch.count, step);
+    std::swap(h, hn);
+  }
+  CopyRow(hT, h, B * H);
+}
+
+template <typename T>
+void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int32_t* len,
+            const T* hs, const T* dhs, const T* dhT, T* dz, T* dh0) {
+  std::vector<T> Ut = Transpose(U, H, H), dbuf(2 * B * H);
+  std::copy(dhT, dhT + B * H, dbuf.begin());
+  T* dh = dbuf.data();
+  T* dhn = dh + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* d = dz + t * B * H;
+    auto gates = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i);
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t o = (t * B + b) * H;
+        if (!Active(len, b, t)) {
+          ZeroRow(d + b * H + k0, k1 - k0);
+          continue;
+        }
+        for (int64_t k = k0; k < k1; ++k) {
+          const T y = hs[o + k];
+          d[b * H + k] = (dh[b * H + k] + dhs[o + k]) * (T(1) - y * y);
+        }
+      }
+    };
+    auto matmul = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
+      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
+      GemmAcc<T>(B, w, H, d, H, Ut.data() + k0, H, dhn + k0, H);
+      for (int64_t b = 0; b < B; ++b)
+        if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+    };
+    team.Run(ch.count, gates);
+    team.Run(ch.count, matmul);
+    std::swap(dh, dhn);
+  }
+  CopyRow(dh0, dh, B * H);
+}
+
+// ------------------------------------- GRU -------------------------------------
+// Gate order (r, z, n); reset applied after the matmul: n = tanh(x_n + r * (h U_n + b_n)).
+// Residuals per step: [r, z, n, h U_n + b_n] ([B, 4H]).
+template <typename T>
+void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* rb,
+            const T* h0, const int32_t* len, T* hs, T* res, T* hT, int64_t rs) {
+  const int64_t G = 3 * H;
+  std::vector<T> hbuf(2 * B * H), hp(B * G), sc(B * G);
+  std::copy(h0, h0 + B * H, hbuf.begin());
+  T* h = hbuf.data();
+  T* hn = h + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = 0; t < Tn; ++t) {
+    const T* x = xp + t * B * G;
+    auto step = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      for (int64_t gate = 0; gate < 3; ++gate) {
+        const int64_t col = gate * H + k0;
+        for (int64_t b = 0; b < B; ++b) CopyRow(hp.data() + b * G + col, rb + col, w);
+        GemmAcc<T>(B, w, H, h, H, U + col, G, hp.data() + col, G);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        const T* xb = x + b * G;
+        const T* pb = hp.data() + b * G;
+        T* s = sc.data() + b * G;
+        for (int64_t k = k0; k < k1; ++k) {
+          s[k] = xb[k] + pb[k];
+          s[H + k] = xb[H + k] + pb[H + k];
+        }
+        Sigmoid(s + k0, w);
+        Sigmoid(s + H + k0, w);
+        for (int64_t k = k0; k < k1; ++k) s[2 * H + k] = xb[2 * H + k] + s[k] * pb[2 * H + k];
+        Tanh(s + 2 * H + k0, w);
+        T* r4 = res + (t * rs * B + b) * 4 * H;
+        CopyRow(r4 + k0, s + k0, w);
+        CopyRow(r4 + H + k0, s + H + k0, w);
+        CopyRow(r4 + 2 * H + k0, s + 2 * H + k0, w);
+        CopyRow(r4 + 3 * H + k0, pb + 2 * H + k0, w);
+        T* out = hs + (t * B + b) * H;
+        if (Active(len, b, t)) {
+          for (int64_t k = k0; k < k1; ++k) {
+            const T z = s[H + k];
+            const T v = (T(1) - z) * s[2 * H + k] + z * h[b * H + k];
+            hn[b * H + k] = v;
+            out[k] = v;
+          }
+        } else {
+          CopyRow(hn + b * H + k0, h + b * H + k0, w);
+          ZeroRow(out + k0, w);
+        }
+      }
+    };
+    team.Run(ch.count, step);
+    std::swap(h, hn);
+  }
+  CopyRow(hT, h, B * H);
+}
+
+template <typename T>
+void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h0,
+            const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* dxp,
+            T* dhp, T* dh0) {
+  const int64_t G = 3 * H;
+  std::vector<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), direct(B * H);
+  std::copy(dhT, dhT + B * H, dbuf.begin());
+  T* dh = dbuf.data();
+  T* dhn = dh + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* dx = dxp + t * B * G;
+    T* dp = dhp + t * B * G;
+    auto gates = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      for (int64_t b = 0; b < B; ++b) {
+        if (!Active(len, b, t)) {
+          for (int64_t gate = 0; gate < 3; ++gate) {
+            ZeroRow(dx + b * G + gate * H + k0, w);
+            ZeroRow(dp + b * G + gate * H + k0, w);
+          }
+          continue;
+        }
+        const T* r4 = res + (t * B + b) * 4 * H;
+        const T* hprev = t > 0 ? hs + ((t - 1) * B + b) * H : h0 + b * H;
+        const int64_t o = (t * B + b) * H;
+        for (int64_t k = k0; k < k1; ++k) {
+          const T r = r4[k], z = r4[H + k], n = r4[2 * H + k], hpn = r4[3 * H + k];
+          const T dht = dh[b * H + k] + dhs[o + k];
+          const T dnp = dht * (T(1) - z) * (T(1) - n * n);
+          const T drp = dnp * hpn * r * (T(1) - r);
+          const T dzp = dht * (hprev[k] - n) * z * (T(1) - z);
+          direct[b * H + k] = dht * z;
+          dx[b * G + k] = drp;
+          dx[b * G + H + k] = dzp;
+          dx[b * G + 2 * H + k] = dnp;
+          dp[b * G + k] = drp;
+          dp[b * G + H + k] = dzp;
+          dp[b * G + 2 * H + k] = dnp * r;
+        }
+      }
+    };
+    auto matmul = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
+      GemmAcc<T>(B, w, G, dp, G, Ut.data() + k0, H, dhn + k0, H);
+      for (int64_t b = 0; b < B; ++b) {
+        if (Active(len, b, t)) {
+          for (int64_t k = k0; k < k1; ++k) dhn[b * H + k] += direct[b * H + k];
+        } else {
+          CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+        }
+      }
+    };
+    team.Run(ch.count, gates);
+    team.Run(ch.count, matmul);
+    std::swap(dh, dhn);
+  }
+  CopyRow(dh0, dh, B * H);
+}
+
+// ------------------------------------- LSTM ------------------------------------
+// Gate order (i, f, g, o); residuals per step: the activations [i, f, g, o] ([B, 4H]) and c_t.
+// rs = 1: residuals for every step (cs [T, B, H], acts [T, B, 4H]); rs = 0: inference, buffers of
+// one step ([1, B, ...]) reused as scratch. The same for the GRU's res.
+template <typename T>
+void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
+             const T* c0, const int32_t* len, T* hs, T* cs, T* acts, T* hT, T* cT, int64_t rs) {
+  const int64_t G = 4 * H;
+  std::vector<T> hbuf(2 * B * H), c(c0, c0 + B * H), th(B * H);
+  std::copy(h0, h0 + B * H, hbuf.begin());
+  T* h = hbuf.data();
+  T* hn = h + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = 0; t < Tn; ++t) {
+    T* z = acts + t * rs * B * G;
+    const T* x = xp + t * B * G;
+    auto step = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      for (int64_t gate = 0; gate < 4; ++gate) {
+        const int64_t col = gate * H + k0;
+        for (int64_t b = 0; b < B; ++b) CopyRow(z + b * G + col, x + b * G + col, w);
+        GemmAcc<T>(B, w, H, h, H, U + col, G, z + col, G);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        T* zb = z + b * G;
+        Sigmoid(zb + k0, w);
+        Sigmoid(zb + H + k0, w);
+        Tanh(zb + 2 * H + k0, w);
+        Sigmoid(zb + 3 * H + k0, w);
+        T* cb = c.data() + b * H;
+        T* tb = th.data() + b * H;
+        T* out = hs + (t * B + b) * H;
+        if (Active(len, b, t)) {
+          for (int64_t k = k0; k < k1; ++k) {
+            cb[k] = zb[H + k] * cb[k] + zb[k] * zb[2 * H + k];
+            tb[k] = cb[k];
+          }
+          Tanh(tb + k0, w);
+          for (int64_t k = k0; k < k1; ++k) hn[b * H + k] = zb[3 * H + k] * tb[k];
+          CopyRow(out + k0, hn + b * H + k0, w);
+        } else {
+          CopyRow(hn + b * H + k0, h + b * H + k0, w);
+          ZeroRow(out + k0, w);
+        }
+        CopyRow(cs + (t * rs * B + b) * H + k0, cb + k0, w);
+      }
+    };
+    team.Run(ch.count, step);
+    std::swap(h, hn);
+  }
+  CopyRow(hT, h, B * H);
+  CopyRow(cT, c.data(), B * H);
+}
+
+// dz may alias acts (the layer passes the activations' buffer to be overwritten): every (row,
+// unit) reads its four activations before writing its four gradients.
+template <typename T>
+void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* c0,
+             const int32_t* len, const T* cs, const T* acts, const T* dhs, const T* dhT,
+             const T* dcT, T* dz, T* dh0, T* dc0) {
+  const int64_t G = 4 * H;
+  std::vector<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), dc(dcT, dcT + B * H), th(B * H);
+  std::copy(dhT, dhT + B * H, dbuf.begin());
+  T* dh = dbuf.data();
+  T* dhn = dh + B * H;
+  const Chunks ch(H, team.threads());
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* d = dz + t * B * G;
+    auto gates = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      for (int64_t b = 0; b < B; ++b) {
+        T* db = d + b * G;
+        if (!Active(len, b, t)) {
+          for (int64_t gate = 0; gate < 4; ++gate) ZeroRow(db + gate * H + k0, w);
+          continue;
+        }
+        const T* a = acts + (t * B + b) * G;
+        const T* cprev = t > 0 ? cs + ((t - 1) * B + b) * H : c0 + b * H;
+        const int64_t o = (t * B + b) * H;
+        T* tb = th.data() + b * H;
+        CopyRow(tb + k0, cs + o + k0, w);
+        Tanh(tb + k0, w);
+        for (int64_t k = k0; k < k1; ++k) {
+          const T ig = a[k], f = a[H + k], g = a[2 * H + k], og = a[3 * H + k];
+          const T tc = tb[k];
+          const T dht = dh[b * H + k] + dhs[o + k];
+          const T dct = dc[b * H + k] + dht * og * (T(1) - tc * tc);
+          db[k] = dct * g * ig * (T(1) - ig);
+          db[H + k] = dct * cprev[k] * f * (T(1) - f);
+          db[2 * H + k] = dct * ig * (T(1) - g * g);
+          db[3 * H + k] = dht * tc * og * (T(1) - og);
+          dc[b * H + k] = dct * f;
+        }
+      }
+    };
+    auto matmul = [&](int64_t i) {
+      const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
+      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
+      GemmAcc<T>(B, w, G, d, G, Ut.data() + k0, H, dhn + k0, H);
+      for (int64_t b = 0; b < B; ++b)
+        if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+    };
+    team.Run(ch.count, gates);
+    team.Run(ch.count, matmul);
+    std::swap(dh, dhn);
+  }
+  CopyRow(dh0, dh, B * H);
+  CopyRow(dc0, dc.data(), B * H);
+}
+
+// ---------------------------------- FFI glue ----------------------------------
+struct Dims {
+  int64_t T, B, N;
+};
+
+ffi::Error SeqDims(const ffi::AnyBuffer& x, Dims* d) {
+  auto dims = x.dimensions();
+  if (dims.size() != 3) return ffi::Error::InvalidArgument("seqjax kernel: expected [T, B, N]");
+  *d = {dims[0], dims[1], dims[2]};
+  return ffi::Error::Success();
+}
+
+#define SEQJAX_DISPATCH(buf, CALL)                                                  \
+  switch (buf.element_type()) {                                                     \
+    case ffi::DataType::F32: {                                                      \
+      using T = float;                                                              \
+      CALL;                                                                         \
+      return ffi::Error::Success();                                                 \
+    }                                                                               \
+    case ffi::DataType::F64: {                                                      \
+      using T = double;                                                             \
+      CALL;                                                                         \
+      return ffi::Error::Success();                                                 \
+    }                                                                               \
+    default:                                                                        \
+      return ffi::Error::InvalidArgument("seqjax kernel: only float32 and float64"); \
+  }
+
+// One thread for small problems; else as many as XLA's intra-op pool has (at most the CPUs, at
+// most one per 16 hidden units), or $SEQJAX_KERNEL_THREADS.
+Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
+  int64_t threads = pool.num_threads();
+  if (const char* env = std::getenv("SEQJAX_KERNEL_THREADS")) threads = std::atoi(env);
+  const int64_t hw = std::thread::hardware_concurrency();
+  if (hw > 0) threads = std::min(threads, hw);
+  threads = std::min(threads, (H + 15) / 16);
+  if (B * H * G < (int64_t{1} << 21)) threads = 1;  // measured: below ~2M MACs a step, sync costs more
+  return Team(&pool, std::max<int64_t>(threads, 1) - 1);
+}
+
+#define P(buf) (buf).typed_data<T>()
+#define R(buf) (buf)->typed_data<T>()
+
+ffi::Error SrnFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer h0,
+                      ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
+                      ffi::Result<ffi::AnyBuffer> hT) {
+  Dims d;
+  if (auto e = SeqDims(xp, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N, d.N);
+  SEQJAX_DISPATCH(xp, SrnFwd<T>(team, d.T, d.B, d.N, P(xp), P(U), P(h0), len.typed_data(), R(hs), R(hT)))
+}
+
+ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S32> len, ffi::AnyBuffer hs,
+                      ffi::AnyBuffer dhs, ffi::AnyBuffer dhT, ffi::Result<ffi::AnyBuffer> dz,
+                      ffi::Result<ffi::AnyBuffer> dh0) {
+  Dims d;
+  if (auto e = SeqDims(hs, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N, d.N);
+  SEQJAX_DISPATCH(hs, SrnBwd<T>(team, d.T, d.B, d.N, P(U), len.typed_data(), P(hs), P(dhs), P(dhT),
+                                R(dz), R(dh0)))
+}
+
+ffi::Error GruFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer rb, ffi::AnyBuffer h0,
+                      ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
+                      ffi::Result<ffi::AnyBuffer> res, ffi::Result<ffi::AnyBuffer> hT) {
+  Dims d;
+  if (auto e = SeqDims(xp, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N / 3, d.N);
+  SEQJAX_DISPATCH(xp, GruFwd<T>(team, d.T, d.B, d.N / 3, P(xp), P(U), P(rb), P(h0), len.typed_data(),
+                                R(hs), R(res), R(hT), res->dimensions()[0] == d.T ? 1 : 0))
+}
+
+ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::Buffer<ffi::S32> len,
+                      ffi::AnyBuffer hs, ffi::AnyBuffer res, ffi::AnyBuffer dhs, ffi::AnyBuffer dhT,
+                      ffi::Result<ffi::AnyBuffer> dxp, ffi::Result<ffi::AnyBuffer> dhp,
+                      ffi::Result<ffi::AnyBuffer> dh0) {
+  Dims d;
+  if (auto e = SeqDims(hs, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N, 3 * d.N);
+  SEQJAX_DISPATCH(hs, GruBwd<T>(team, d.T, d.B, d.N, P(U), P(h0), len.typed_data(), P(hs), P(res),
+                                P(dhs), P(dhT), R(dxp), R(dhp), R(dh0)))
+}
+
+ffi::Error LstmFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
+                       ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
+                       ffi::Result<ffi::AnyBuffer> cs, ffi::Result<ffi::AnyBuffer> acts,
+                       ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> cT) {
+  Dims d;
+  if (auto e = SeqDims(xp, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N / 4, d.N);
+  SEQJAX_DISPATCH(xp, LstmFwd<T>(team, d.T, d.B, d.N / 4, P(xp), P(U), P(h0), P(c0), len.typed_data(),
+                                 R(hs), R(cs), R(acts), R(hT), R(cT),
+                                 acts->dimensions()[0] == d.T ? 1 : 0))
+}
+
+ffi::Error LstmBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer c0, ffi::Buffer<ffi::S32> len,
+                       ffi::AnyBuffer cs, ffi::AnyBuffer acts, ffi::AnyBuffer dhs,
+                       ffi::AnyBuffer dhT, ffi::AnyBuffer dcT, ffi::Result<ffi::AnyBuffer> dz,
+                       ffi::Result<ffi::AnyBuffer> dh0, ffi::Result<ffi::AnyBuffer> dc0) {
+  Dims d;
+  if (auto e = SeqDims(cs, &d); e.failure()) return e;
+  Team team = MakeTeam(pool, d.B, d.N, 4 * d.N);
+  SEQJAX_DISPATCH(cs, LstmBwd<T>(team, d.T, d.B, d.N, P(U), P(c0), len.typed_data(), P(cs), P(acts),
+                                 P(dhs), P(dhT), P(dcT), R(dz), R(dh0), R(dc0)))
+}
+
+}  // namespace
+
+using Buf = ffi::AnyBuffer;
+using Len = ffi::Buffer<ffi::S32>;
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnFwd, SrnFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Len>()
+                                  .Ret<Buf>().Ret<Buf>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnBwd, SrnBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Len>().Arg<Buf>().Arg<Buf>()
+                                  .Arg<Buf>().Ret<Buf>().Ret<Buf>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruFwd, GruFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>()
+                                  .Arg<Len>().Ret<Buf>().Ret<Buf>().Ret<Buf>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruBwd, GruBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Len>().Arg<Buf>()
+                                  .Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>().Ret<Buf>()
+                                  .Ret<Buf>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmFwd, LstmFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>()
+                                  .Arg<Len>().Ret<Buf>().Ret<Buf>().Ret<Buf>().Ret<Buf>()
+                                  .Ret<Buf>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmBwd, LstmBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Len>().Arg<Buf>()
+                                  .Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>()
+                                  .Ret<Buf>().Ret<Buf>());

@@ -1,0 +1,223 @@
+"""implementation="cpu_kernel" (seqjax/nn/cpu_kernels.py, csrc/recurrence_cpu.cc) is the same
+function as the scan and as the NumPy reference, with the same gradients; its limits raise.
+
+The kernels are built with the machine's C++ compiler at first use; these tests need it (CI's
+machine has g++), they do not skip without it.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from seqjax.nn import GRU, LSTM, LSTMCarry, SimpleRNN, cpu_kernels
+from tests.nn import nn_reference as ref
+
+LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+
+
+def _pair(kind, features, **kw):
+    cls = LAYERS[kind]
+    return cls(features, implementation="cpu_kernel", **kw), cls(features, **kw)
+
+
+def _inputs(layer, b, t, f, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    shape = (t, b, f) if layer.time_major else (b, t, f)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _carry(kind, b, h, seed=3, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    arr = lambda: jnp.asarray(rng.standard_normal((b, h)), dtype)
+    return LSTMCarry(cell=arr(), hidden=arr()) if kind == "lstm" else arr()
+
+
+def _lengths(b, t, seed=4):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, t + 1, size=b)
+    lengths[0] = t  # one full row, and (for b > 2) rows of length 0 and 1 below
+    if b > 2:
+        lengths[1], lengths[2] = 0, 1
+    return jnp.asarray(lengths, jnp.int32)
+
+
+def _loss(layer, **call_kw):
+    def loss(variables, x, carry):
+        new_carry, ys = layer.apply(variables, x, carry, **call_kw)
+        w = jnp.cos(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+        return jnp.sum(ys * w) + sum(jnp.sum(jnp.sin(c)) for c in jax.tree.leaves(new_carry))
+
+    return loss
+
+
+def _assert_tree_close(a, b, tol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
+
+
+def _compare_with_scan(kind, h, b, t, f, tol=2e-5, seq_lengths=None, **kw):
+    kernel_layer, scan_layer = _pair(kind, h, **kw)
+    x = _inputs(scan_layer, b, t, f)
+    variables = ref.random_params(scan_layer.init(jax.random.key(0), x), seed=1, scale=0.4)
+    carry = _carry(kind, b, h)
+    call = {"seq_lengths": seq_lengths}
+    out_k = jax.jit(lambda v, x, c: kernel_layer.apply(v, x, c, **call))(variables, x, carry)
+    out_s = scan_layer.apply(variables, x, carry, **call)
+    _assert_tree_close(out_k, out_s, tol)
+    grads_k = jax.jit(jax.grad(_loss(kernel_layer, **call), argnums=(0, 1, 2)))(variables, x, carry)
+    grads_s = jax.grad(_loss(scan_layer, **call), argnums=(0, 1, 2))(variables, x, carry)
+    _assert_tree_close(grads_k, grads_s, 10 * tol)
+
+
+OPTIONS = {
+    "plain": {},
+    "reverse": {"reverse": True},
+    "time_major": {"time_major": True},
+    "learned_carry": {"learn_initial_carry": True},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
+def test_same_outputs_carry_and_gradients_as_the_scan(kind, option, padded):
+    b, t = 5, 9
+    lengths = _lengths(b, t) if padded else None
+    _compare_with_scan(kind, 6, b, t, 3, seq_lengths=lengths, **OPTIONS[option])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_threaded_kernel_is_the_same_function(kind, threads, monkeypatch):
+    # B*H*G above the threading threshold (2^21 multiply-adds a step) for all three cells; H=72 is not a multiple
+    # of the 16-unit chunks, so the last chunk is partial.
+    monkeypatch.setenv("SEQJAX_KERNEL_THREADS", threads)
+    _compare_with_scan(kind, 72, 420, 3, 3, tol=5e-5, seq_lengths=_lengths(420, 3))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_matches_the_numpy_reference(kind, reverse):
+    b, t, f, h = 4, 6, 3, 5
+    layer = LAYERS[kind](h, implementation="cpu_kernel", reverse=reverse)
+    x = _inputs(layer, b, t, f)
+    variables = ref.random_params(layer.init(jax.random.key(0), x), seed=2)
+    carry = _carry(kind, b, h)
+    lengths = _lengths(b, t)
+    final, ys = layer.apply(variables, x, carry, seq_lengths=lengths)
+    p = ref.as_numpy(variables["params"])
+    lens = [int(v) for v in lengths]
+    if kind == "lstm":
+        (c_ref, h_ref), ys_ref = ref.lstm(
+            p, x, c0=carry.cell, h0=carry.hidden, lengths=lens, reverse=reverse
+        )
+        _assert_tree_close((final.cell, final.hidden), (c_ref, h_ref), 1e-5)
+    else:
+        fn = ref.gru if kind == "gru" else ref.simple_rnn
+        h_ref, ys_ref = fn(p, x, h0=carry, lengths=lens, reverse=reverse)
+        _assert_tree_close(final, h_ref, 1e-5)
+    _assert_tree_close(ys, ys_ref, 1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_check_grads_float64(kind):
+    with jax.enable_x64(True):
+        layer = LAYERS[kind](3, implementation="cpu_kernel", param_dtype=jnp.float64)
+        x = _inputs(layer, 3, 4, 2, dtype=np.float64)
+        variables = ref.random_params(layer.init(jax.random.key(0), x), seed=3)
+        carry = _carry(kind, 3, 3, dtype=np.float64)
+        lengths = jnp.asarray([4, 2, 0], jnp.int32)
+        loss = _loss(layer, seq_lengths=lengths)
+        check_grads(loss, (variables, x, carry), order=1, modes=["rev"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(LAYERS)),
+    b=st.integers(1, 5),
+    t=st.integers(1, 6),
+    f=st.integers(1, 4),
+    h=st.integers(1, 20),
+    reverse=st.booleans(),
+)
+def test_any_shape_same_as_scan(kind, b, t, f, h, reverse):
+    _compare_with_scan(kind, h, b, t, f, reverse=reverse)
+
+
+def test_vmap_over_an_extra_axis():
+    kernel_layer, scan_layer = _pair("lstm", 4)
+    x = np.random.default_rng(0).standard_normal((3, 2, 5, 3)).astype(np.float32)
+    variables = scan_layer.init(jax.random.key(0), x[0])
+    run = lambda layer: jax.vmap(lambda xi: layer.apply(variables, xi)[1])(x)
+    _assert_tree_close(run(kernel_layer), run(scan_layer), 2e-5)
+
+
+# ---- limits raise, naming what is not covered ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layer, match",
+    [
+        (LSTM(4, use_peepholes=True, implementation="cpu_kernel"), "use_peepholes"),
+        (LSTM(4, cell_activation=jax.nn.relu, implementation="cpu_kernel"), "activations"),
+        (GRU(4, activation=jax.nn.relu, implementation="cpu_kernel"), "activation"),
+        (SimpleRNN(4, remat=True, implementation="cpu_kernel"), "remat"),
+        (LSTM(4, dtype=jnp.bfloat16, implementation="cpu_kernel"), "bfloat16"),
+    ],
+)
+def test_uncovered_configurations_raise(layer, match):
+    x = jnp.ones((2, 3, 2))
+    with pytest.raises(ValueError, match=match):
+        layer.init(jax.random.key(0), x)
+
+
+def test_hidden_offsets_raise():
+    layer = LSTM(4, implementation="cpu_kernel")
+    x = jnp.ones((2, 3, 2))
+    variables = LSTM(4).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="hidden_offsets"):
+        layer.apply(variables, x, hidden_offsets=jnp.zeros((2, 3, 4)))
+
+
+def test_unknown_implementation_raises():
+    with pytest.raises(ValueError, match="'scan' or 'cpu_kernel'.*'cudnn'"):
+        LSTM(4, implementation="cudnn").init(jax.random.key(0), jnp.ones((2, 3, 2)))
+
+
+def test_forward_mode_is_not_supported():
+    layer = LSTM(4, implementation="cpu_kernel")
+    x = jnp.ones((2, 3, 2))
+    variables = layer.init(jax.random.key(0), x)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda x: layer.apply(variables, x)[1], (x,), (x,))
+
+
+# ---- building ----------------------------------------------------------------------------------
+
+
+def test_build_is_cached_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(tmp_path))
+    first = cpu_kernels.build()
+    assert first.parent == tmp_path and first.exists()
+    stamp = first.stat().st_mtime_ns
+    assert cpu_kernels.build() == first and first.stat().st_mtime_ns == stamp
+
+
+def test_compiler_errors_are_reported(tmp_path, monkeypatch):
+    broken = tmp_path / "broken.cc"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cpu_kernels, "SOURCE", broken)
+    with pytest.raises(cpu_kernels.KernelUnavailableError, match="broken.cc"):
+        cpu_kernels.build()
+    assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_no_compiler_is_reported(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "_compiler", lambda: None)
+    with pytest.raises(cpu_kernels.KernelUnavailableError, match="C\\+\\+ compiler"):
+        cpu_kernels.build()
