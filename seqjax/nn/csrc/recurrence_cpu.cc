@@ -39,15 +39,16 @@ struct Vec<double> {
   static constexpr int W = 8;
 };
 
-// C[MR rows, NV vectors] += A[MR, K] B[K, NV vectors]; all row-major with leading dimensions.
+// C[MR rows, NV vectors] = Cin + A[MR, K] B[K, NV vectors]; row-major with leading dimensions
+// (Cin may be C).
 template <typename T, int MR, int NV>
 inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int64_t ldb,
-                  T* __restrict C, int64_t ldc, int64_t K) {
+                  const T* Cin, int64_t ldi, T* C, int64_t ldc, int64_t K) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
   V c[MR][NV];
   for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NV; ++j) c[r][j] = *reinterpret_cast<const V*>(C + r * ldc + W * j);
+    for (int j = 0; j < NV; ++j) c[r][j] = *reinterpret_cast<const V*>(Cin + r * ldi + W * j);
   for (int64_t k = 0; k < K; ++k) {
     const T* b = B + k * ldb;
     V bv[NV];
@@ -62,31 +63,44 @@ inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int
 }
 
 template <typename T, int NV>
-inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                  int64_t ldc) {
+inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                  const T* Cin, int64_t ldi, T* C, int64_t ldc) {
   int64_t i = 0;
-  for (; i + 8 <= M; i += 8) Block<T, 8, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K);
-  if (i + 4 <= M) Block<T, 4, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K), i += 4;
-  if (i + 2 <= M) Block<T, 2, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K), i += 2;
-  if (i < M) Block<T, 1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K);
+  for (; i + 8 <= M; i += 8)
+    Block<T, 8, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
+  if (i + 4 <= M)
+    Block<T, 4, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K), i += 4;
+  if (i + 2 <= M)
+    Block<T, 2, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K), i += 2;
+  if (i < M) Block<T, 1, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
 }
 
-// C[M, N] += A[M, K] B[K, N], row-major with leading dimensions lda, ldb, ldc.
+// C[M, N] = Cin[M, N] + A[M, K] B[K, N], row-major with leading dimensions (Cin may be C).
 template <typename T>
-void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-             T* C, int64_t ldc) {
+void Gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+          const T* Cin, int64_t ldi, T* C, int64_t ldc) {
   constexpr int W = Vec<T>::W;
   int64_t j = 0;
-  for (; j + 4 * W <= N; j += 4 * W) Panel<T, 4>(M, K, A, lda, B + j, ldb, C + j, ldc);
-  if (j + 2 * W <= N) Panel<T, 2>(M, K, A, lda, B + j, ldb, C + j, ldc), j += 2 * W;
-  if (j + W <= N) Panel<T, 1>(M, K, A, lda, B + j, ldb, C + j, ldc), j += W;
+  for (; j + 4 * W <= N; j += 4 * W)
+    Panel<T, 4>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc);
+  if (j + 2 * W <= N) Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc), j += 2 * W;
+  if (j + W <= N) Panel<T, 1>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc), j += W;
   if (j < N) {
-    for (int64_t i = 0; i < M; ++i)
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] = Cin[i * ldi + jj];
       for (int64_t k = 0; k < K; ++k) {
         const T a = A[i * lda + k];
         for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B[k * ldb + jj];
       }
+    }
   }
+}
+
+// C[M, N] += A[M, K] B[K, N].
+template <typename T>
+void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+             T* C, int64_t ldc) {
+  Gemm<T>(M, N, K, A, lda, B, ldb, C, ldc, C, ldc);
 }
 
 // ---- elementwise functions, in place over n values ----
@@ -142,9 +156,28 @@ inline void Tanh(double* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
 }
 
+// Scratch buffers start on a cache line: the threads' chunks of hidden units are multiples of 16
+// values (64 bytes), so with aligned rows no cache line is written by two threads (false sharing
+// measured: no speed-up from a second thread at H=128 with std::vector's 16-byte alignment).
 template <typename T>
-std::vector<T> Transpose(const T* a, int64_t rows, int64_t cols) {
-  std::vector<T> t(rows * cols);
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const AlignedAllocator&) const { return true; }
+  bool operator!=(const AlignedAllocator&) const { return false; }
+};
+template <typename T>
+using Scratch = std::vector<T, AlignedAllocator<T>>;
+
+template <typename T>
+Scratch<T> Transpose(const T* a, int64_t rows, int64_t cols) {
+  Scratch<T> t(rows * cols);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) t[c * rows + r] = a[r * cols + c];
   return t;
@@ -205,7 +238,8 @@ inline void HelperLoop(const std::shared_ptr<TeamState>& s) {
 
 class Team {
  public:
-  Team(ffi::ThreadPool* pool, int64_t helpers) : threads_(1) {
+  template <class Pool>  // ffi::ThreadPool, or anything with Schedule(task)
+  Team(Pool* pool, int64_t helpers) : threads_(1) {
     if (pool == nullptr || helpers <= 0) return;
     s_ = std::make_shared<TeamState>();
     for (int64_t i = 0; i < helpers; ++i) {
@@ -275,7 +309,7 @@ void ZeroRow(T* dst, int64_t n) {
 template <typename T>
 void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
             const int32_t* len, T* hs, T* hT) {
-  std::vector<T> hbuf(2 * B * H), z(B * H);
+  Scratch<T> hbuf(2 * B * H), z(B * H);
   std::copy(h0, h0 + B * H, hbuf.begin());
   T* h = hbuf.data();
   T* hn = h + B * H;
@@ -284,8 +318,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* 
     const T* x = xp + t * B * H;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      for (int64_t b = 0; b < B; ++b) CopyRow(z.data() + b * H + k0, x + b * H + k0, w);
-      GemmAcc<T>(B, w, H, h, H, U + k0, H, z.data() + k0, H);
+      Gemm<T>(B, w, H, h, H, U + k0, H, x + k0, H, z.data() + k0, H);
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z.data() + b * H + k0;
         T* out = hs + (t * B + b) * H + k0;
@@ -308,7 +341,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* 
 template <typename T>
 void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int32_t* len,
             const T* hs, const T* dhs, const T* dhT, T* dz, T* dh0) {
-  std::vector<T> Ut = Transpose(U, H, H), dbuf(2 * B * H);
+  Scratch<T> Ut = Transpose(U, H, H), dbuf(2 * B * H);
   std::copy(dhT, dhT + B * H, dbuf.begin());
   T* dh = dbuf.data();
   T* dhn = dh + B * H;
@@ -350,7 +383,7 @@ template <typename T>
 void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* rb,
             const T* h0, const int32_t* len, T* hs, T* res, T* hT, int64_t rs) {
   const int64_t G = 3 * H;
-  std::vector<T> hbuf(2 * B * H), hp(B * G), sc(B * G);
+  Scratch<T> hbuf(2 * B * H), hp(B * G), sc(B * G);
   std::copy(h0, h0 + B * H, hbuf.begin());
   T* h = hbuf.data();
   T* hn = h + B * H;
@@ -406,7 +439,7 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
             const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* dxp,
             T* dhp, T* dh0) {
   const int64_t G = 3 * H;
-  std::vector<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), direct(B * H);
+  Scratch<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), direct(B * H);
   std::copy(dhT, dhT + B * H, dbuf.begin());
   T* dh = dbuf.data();
   T* dhn = dh + B * H;
@@ -470,7 +503,7 @@ template <typename T>
 void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
              const T* c0, const int32_t* len, T* hs, T* cs, T* acts, T* hT, T* cT, int64_t rs) {
   const int64_t G = 4 * H;
-  std::vector<T> hbuf(2 * B * H), c(c0, c0 + B * H), th(B * H);
+  Scratch<T> hbuf(2 * B * H), c(c0, c0 + B * H), th(B * H);
   std::copy(h0, h0 + B * H, hbuf.begin());
   T* h = hbuf.data();
   T* hn = h + B * H;
@@ -482,8 +515,7 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T*
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t gate = 0; gate < 4; ++gate) {
         const int64_t col = gate * H + k0;
-        for (int64_t b = 0; b < B; ++b) CopyRow(z + b * G + col, x + b * G + col, w);
-        GemmAcc<T>(B, w, H, h, H, U + col, G, z + col, G);
+        Gemm<T>(B, w, H, h, H, U + col, G, x + col, G, z + col, G);
       }
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z + b * G;
@@ -523,7 +555,7 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
              const int32_t* len, const T* cs, const T* acts, const T* dhs, const T* dhT,
              const T* dcT, T* dz, T* dh0, T* dc0) {
   const int64_t G = 4 * H;
-  std::vector<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), dc(dcT, dcT + B * H), th(B * H);
+  Scratch<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), dc(dcT, dcT + B * H), th(B * H);
   std::copy(dhT, dhT + B * H, dbuf.begin());
   T* dh = dbuf.data();
   T* dhn = dh + B * H;
@@ -604,11 +636,11 @@ ffi::Error SeqDims(const ffi::AnyBuffer& x, Dims* d) {
 // most one per 16 hidden units), or $SEQJAX_KERNEL_THREADS.
 Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
   int64_t threads = pool.num_threads();
+  if (B * H * G < (int64_t{1} << 21)) threads = 1;  // measured: below ~2M MACs a step, sync costs more
   if (const char* env = std::getenv("SEQJAX_KERNEL_THREADS")) threads = std::atoi(env);
   const int64_t hw = std::thread::hardware_concurrency();
   if (hw > 0) threads = std::min(threads, hw);
   threads = std::min(threads, (H + 15) / 16);
-  if (B * H * G < (int64_t{1} << 21)) threads = 1;  // measured: below ~2M MACs a step, sync costs more
   return Team(&pool, std::max<int64_t>(threads, 1) - 1);
 }
 
