@@ -166,25 +166,39 @@ def _outer_sum(a, b):
     return jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ())))
 
 
-# ---- SimpleRNN: h_t = tanh(xp_t + h_{t-1} U) ------------------------------------------------
+def _input_grads(x, w, dxp):
+    """Gradients of the input projection ``x W + b`` from ``dxp [T, B, G]``: ``(dx, dW, db)``."""
+    dx = (dxp.reshape(-1, dxp.shape[-1]) @ w.T).reshape(x.shape)
+    return dx, _outer_sum(x, dxp), dxp.sum(axis=(0, 1))
+
+
+# The forward kernels take x [T, B, F], W [F, G*H] and b [G*H] and compute x_t W + b per step (an
+# [T, B, G*H] projection buffer made beforehand cost more in fresh memory than it saved).
+
+
+# ---- SimpleRNN: h_t = tanh(x_t W + b + h_{t-1} U) -------------------------------------------
 @jax.custom_vjp
-def simple_rnn(xp, u, h0, lengths):
-    """``xp [T, B, H]``, ``u [H, H]``, ``h0 [B, H]``, ``lengths [B]`` -> ``(hs [T, B, H], hT)``."""
-    return _srn_fwd(xp, u, h0, lengths)[0]
+def simple_rnn(x, w, b, u, h0, lengths):
+    """``x [T, B, F]``, ``w [F, H]``, ``b [H]``, ``u [H, H]``, ``h0 [B, H]``, ``lengths [B]`` ->
+    ``(hs [T, B, H], hT)``."""
+    return _srn_fwd(x, w, b, u, h0, lengths)[0]
 
 
-def _srn_fwd(xp, u, h0, lengths):
-    hs, ht = _call("SeqjaxSrnFwd", (_like(xp.shape, xp), _like(h0.shape, h0)), xp, u, h0, lengths)
-    return (hs, ht), (u, h0, lengths, hs)
+def _srn_fwd(x, w, b, u, h0, lengths):
+    t, bsz, _ = x.shape
+    outs = (_like((t, bsz, u.shape[0]), x), _like(h0.shape, h0))
+    hs, ht = _call("SeqjaxSrnFwd", outs, x, w, b, u, h0, lengths)
+    return (hs, ht), (x, w, u, h0, lengths, hs)
 
 
 def _srn_bwd(res, cts):
-    u, h0, lengths, hs = res
+    x, w, u, h0, lengths, hs = res
     dhs, dht = cts
     dz, dh0 = _call(
         "SeqjaxSrnBwd", (_like(hs.shape, hs), _like(h0.shape, h0)), u, lengths, hs, dhs, dht
     )
-    return dz, _outer_sum(_previous_hidden(h0, hs), dz), dh0, None
+    dx, dw, db = _input_grads(x, w, dz)
+    return dx, dw, db, _outer_sum(_previous_hidden(h0, hs), dz), dh0, None
 
 
 simple_rnn.defvjp(_srn_fwd, _srn_bwd)
@@ -192,33 +206,34 @@ simple_rnn.defvjp(_srn_fwd, _srn_bwd)
 
 # ---- GRU: gates (r, z, n), reset after the matmul -------------------------------------------
 @jax.custom_vjp
-def gru(xp, u, rb, h0, lengths):
-    """``xp [T, B, 3H]``, ``u [H, 3H]``, recurrent bias ``rb [3H]``, ``h0 [B, H]`` ->
-    ``(hs [T, B, H], hT)``."""
-    return _gru_run(xp, u, rb, h0, lengths, residuals=False)[0]
+def gru(x, w, b, u, rb, h0, lengths):
+    """``x [T, B, F]``, ``w [F, 3H]``, ``b [3H]``, ``u [H, 3H]``, recurrent bias ``rb [3H]``,
+    ``h0 [B, H]`` -> ``(hs [T, B, H], hT)``."""
+    return _gru_run(x, w, b, u, rb, h0, lengths, residuals=False)[0]
 
 
-def _gru_run(xp, u, rb, h0, lengths, residuals):
-    t, b, _ = xp.shape
-    h = h0.shape[-1]
+def _gru_run(x, w, b, u, rb, h0, lengths, residuals):
+    t, bsz, _ = x.shape
+    h = u.shape[0]
     steps = t if residuals else 1  # without residuals: a one-step scratch buffer
-    outs = (_like((t, b, h), xp), _like((steps, b, 4 * h), xp), _like(h0.shape, h0))
-    hs, res, ht = _call("SeqjaxGruFwd", outs, xp, u, rb, h0, lengths)
-    return (hs, ht), (u, h0, lengths, hs, res)
+    outs = (_like((t, bsz, h), x), _like((steps, bsz, 4 * h), x), _like(h0.shape, h0))
+    hs, res, ht = _call("SeqjaxGruFwd", outs, x, w, b, u, rb, h0, lengths)
+    return (hs, ht), (x, w, u, h0, lengths, hs, res)
 
 
-def _gru_fwd(xp, u, rb, h0, lengths):
-    return _gru_run(xp, u, rb, h0, lengths, residuals=True)
+def _gru_fwd(x, w, b, u, rb, h0, lengths):
+    return _gru_run(x, w, b, u, rb, h0, lengths, residuals=True)
 
 
 def _gru_bwd(res_, cts):
-    u, h0, lengths, hs, res = res_
+    x, w, u, h0, lengths, hs, res = res_
     dhs, dht = cts
-    t, b, h = hs.shape
-    outs = (_like((t, b, 3 * h), hs), _like((t, b, 3 * h), hs), _like(h0.shape, h0))
+    t, bsz, h = hs.shape
+    outs = (_like((t, bsz, 3 * h), hs), _like((t, bsz, 3 * h), hs), _like(h0.shape, h0))
     dxp, dhp, dh0 = _call("SeqjaxGruBwd", outs, u, h0, lengths, hs, res, dhs, dht)
+    dx, dw, db = _input_grads(x, w, dxp)
     du = _outer_sum(_previous_hidden(h0, hs), dhp)
-    return dxp, du, dhp.sum(axis=(0, 1)), dh0, None
+    return dx, dw, db, du, dhp.sum(axis=(0, 1)), dh0, None
 
 
 gru.defvjp(_gru_fwd, _gru_bwd)
@@ -226,32 +241,33 @@ gru.defvjp(_gru_fwd, _gru_bwd)
 
 # ---- LSTM: gates (i, f, g, o) ---------------------------------------------------------------
 @jax.custom_vjp
-def lstm(xp, u, h0, c0, lengths):
-    """``xp [T, B, 4H]``, ``u [H, 4H]``, ``h0, c0 [B, H]`` -> ``(hs [T, B, H], hT, cT)``."""
-    return _lstm_run(xp, u, h0, c0, lengths, residuals=False)[0]
+def lstm(x, w, b, u, h0, c0, lengths):
+    """``x [T, B, F]``, ``w [F, 4H]``, ``b [4H]``, ``u [H, 4H]``, ``h0, c0 [B, H]`` ->
+    ``(hs [T, B, H], hT, cT)``."""
+    return _lstm_run(x, w, b, u, h0, c0, lengths, residuals=False)[0]
 
 
-def _lstm_run(xp, u, h0, c0, lengths, residuals):
-    t, b, g = xp.shape
-    h = h0.shape[-1]
+def _lstm_run(x, w, b, u, h0, c0, lengths, residuals):
+    t, bsz, _ = x.shape
+    h, g = u.shape
     steps = t if residuals else 1  # without residuals: one-step scratch buffers
     outs = (
-        _like((t, b, h), xp),
-        _like((steps, b, h), xp),
-        _like((steps, b, g), xp),
+        _like((t, bsz, h), x),
+        _like((steps, bsz, h), x),
+        _like((steps, bsz, g), x),
         _like(h0.shape, h0),
         _like(c0.shape, c0),
     )
-    hs, cs, acts, ht, ct = _call("SeqjaxLstmFwd", outs, xp, u, h0, c0, lengths)
-    return (hs, ht, ct), (u, h0, c0, lengths, hs, cs, acts)
+    hs, cs, acts, ht, ct = _call("SeqjaxLstmFwd", outs, x, w, b, u, h0, c0, lengths)
+    return (hs, ht, ct), (x, w, u, h0, c0, lengths, hs, cs, acts)
 
 
-def _lstm_fwd(xp, u, h0, c0, lengths):
-    return _lstm_run(xp, u, h0, c0, lengths, residuals=True)
+def _lstm_fwd(x, w, b, u, h0, c0, lengths):
+    return _lstm_run(x, w, b, u, h0, c0, lengths, residuals=True)
 
 
 def _lstm_bwd(res, cts):
-    u, h0, c0, lengths, hs, cs, acts = res
+    x, w, u, h0, c0, lengths, hs, cs, acts = res
     dhs, dht, dct = cts
     outs = (_like(acts.shape, acts), _like(h0.shape, h0), _like(c0.shape, c0))
     # dz overwrites the activations in place (same shape; they are dead after this call), which
@@ -259,7 +275,8 @@ def _lstm_bwd(res, cts):
     dz, dh0, dc0 = _call(
         "SeqjaxLstmBwd", outs, u, c0, lengths, cs, acts, dhs, dht, dct, aliases={4: 0}
     )
-    return dz, _outer_sum(_previous_hidden(h0, hs), dz), dh0, dc0, None
+    dx, dw, db = _input_grads(x, w, dz)
+    return dx, dw, db, _outer_sum(_previous_hidden(h0, hs), dz), dh0, dc0, None
 
 
 lstm.defvjp(_lstm_fwd, _lstm_bwd)
@@ -308,25 +325,20 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths):
 
     load()
     time, batch = xs_tm.shape[:2]
-    # As a 2-D matmul on the row-major [T*B, F] buffer: its gradient x^T dz then reads dz as it is
-    # (the 3-D einsum made XLA transpose the whole [T, B, G*H] gradient first).
-    kernel = params["kernel"]
-    xp = (xs_tm.reshape(time * batch, -1) @ kernel).reshape(time, batch, kernel.shape[-1])
-    xp = xp + layer._input_bias(params)
     if seq_lengths is None:
         lengths = jnp.full((batch,), time, jnp.int32)
     else:
         lengths = seq_lengths.astype(jnp.int32)
     if layer.reverse:
-        xp = xp[::-1] if seq_lengths is None else reverse_padded(xp, seq_lengths)
-    u = params["recurrent_kernel"]
+        xs_tm = xs_tm[::-1] if seq_lengths is None else reverse_padded(xs_tm, seq_lengths)
+    w, b, u = params["kernel"], layer._input_bias(params), params["recurrent_kernel"]
     if isinstance(layer, LSTM):
-        hs, h, c = lstm(xp, u, carry.hidden, carry.cell, lengths)
+        hs, h, c = lstm(xs_tm, w, b, u, carry.hidden, carry.cell, lengths)
         carry = LSTMCarry(cell=c, hidden=h)
     elif isinstance(layer, GRU):
-        hs, carry = gru(xp, u, params["recurrent_bias"], carry, lengths)
+        hs, carry = gru(xs_tm, w, b, u, params["recurrent_bias"], carry, lengths)
     else:
-        hs, carry = simple_rnn(xp, u, carry, lengths)
+        hs, carry = simple_rnn(xs_tm, w, b, u, carry, lengths)
     if layer.reverse:
         hs = hs[::-1] if seq_lengths is None else reverse_padded(hs, seq_lengths)
     return carry, hs

@@ -307,18 +307,19 @@ void ZeroRow(T* dst, int64_t n) {
 
 // ---------------------------------- SimpleRNN ----------------------------------
 template <typename T>
-void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
-            const int32_t* len, T* hs, T* hT) {
+void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
+            const T* bias, const T* U, const T* h0, const int32_t* len, T* hs, T* hT) {
   Scratch<T> hbuf(2 * B * H), z(B * H);
   std::copy(h0, h0 + B * H, hbuf.begin());
   T* h = hbuf.data();
   T* hn = h + B * H;
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
-    const T* x = xp + t * B * H;
+    const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      Gemm<T>(B, w, H, h, H, U + k0, H, x + k0, H, z.data() + k0, H);
+      Gemm<T>(B, w, F, x, F, Wx + k0, H, bias + k0, 0, z.data() + k0, H);
+      GemmAcc<T>(B, w, H, h, H, U + k0, H, z.data() + k0, H);
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z.data() + b * H + k0;
         T* out = hs + (t * B + b) * H + k0;
@@ -380,22 +381,24 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int3
 // Gate order (r, z, n); reset applied after the matmul: n = tanh(x_n + r * (h U_n + b_n)).
 // Residuals per step: [r, z, n, h U_n + b_n] ([B, 4H]).
 template <typename T>
-void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* rb,
-            const T* h0, const int32_t* len, T* hs, T* res, T* hT, int64_t rs) {
+void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
+            const T* bias, const T* U, const T* rb, const T* h0, const int32_t* len, T* hs, T* res,
+            T* hT, int64_t rs) {
   const int64_t G = 3 * H;
-  Scratch<T> hbuf(2 * B * H), hp(B * G), sc(B * G);
+  Scratch<T> hbuf(2 * B * H), hp(B * G), sc(B * G), xpb(B * G);
   std::copy(h0, h0 + B * H, hbuf.begin());
   T* h = hbuf.data();
   T* hn = h + B * H;
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
-    const T* x = xp + t * B * G;
+    const T* xt = xs + t * B * F;
+    const T* x = xpb.data();
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t gate = 0; gate < 3; ++gate) {
         const int64_t col = gate * H + k0;
-        for (int64_t b = 0; b < B; ++b) CopyRow(hp.data() + b * G + col, rb + col, w);
-        GemmAcc<T>(B, w, H, h, H, U + col, G, hp.data() + col, G);
+        Gemm<T>(B, w, F, xt, F, Wx + col, G, bias + col, 0, xpb.data() + col, G);
+        Gemm<T>(B, w, H, h, H, U + col, G, rb + col, 0, hp.data() + col, G);
       }
       for (int64_t b = 0; b < B; ++b) {
         const T* xb = x + b * G;
@@ -500,8 +503,9 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
 // rs = 1: residuals for every step (cs [T, B, H], acts [T, B, 4H]); rs = 0: inference, buffers of
 // one step ([1, B, ...]) reused as scratch. The same for the GRU's res.
 template <typename T>
-void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T* U, const T* h0,
-             const T* c0, const int32_t* len, T* hs, T* cs, T* acts, T* hT, T* cT, int64_t rs) {
+void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
+             const T* bias, const T* U, const T* h0, const T* c0, const int32_t* len, T* hs, T* cs,
+             T* acts, T* hT, T* cT, int64_t rs) {
   const int64_t G = 4 * H;
   Scratch<T> hbuf(2 * B * H), c(c0, c0 + B * H), th(B * H);
   std::copy(h0, h0 + B * H, hbuf.begin());
@@ -510,12 +514,13 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* xp, const T*
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
     T* z = acts + t * rs * B * G;
-    const T* x = xp + t * B * G;
+    const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t gate = 0; gate < 4; ++gate) {
         const int64_t col = gate * H + k0;
-        Gemm<T>(B, w, H, h, H, U + col, G, x + col, G, z + col, G);
+        Gemm<T>(B, w, F, x, F, Wx + col, G, bias + col, 0, z + col, G);
+        GemmAcc<T>(B, w, H, h, H, U + col, G, z + col, G);
       }
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z + b * G;
@@ -647,13 +652,16 @@ Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
 #define P(buf) (buf).typed_data<T>()
 #define R(buf) (buf)->typed_data<T>()
 
-ffi::Error SrnFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer h0,
+ffi::Error SrnFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
+                      ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer h0,
                       ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
                       ffi::Result<ffi::AnyBuffer> hT) {
-  Dims d;
-  if (auto e = SeqDims(xp, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N, d.N);
-  SEQJAX_DISPATCH(xp, SrnFwd<T>(team, d.T, d.B, d.N, P(xp), P(U), P(h0), len.typed_data(), R(hs), R(hT)))
+  Dims d;  // xs [T, B, F]
+  if (auto e = SeqDims(xs, &d); e.failure()) return e;
+  const int64_t H = U.dimensions()[0];
+  Team team = MakeTeam(pool, d.B, H, H);
+  SEQJAX_DISPATCH(xs, SrnFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(h0),
+                                len.typed_data(), R(hs), R(hT)))
 }
 
 ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S32> len, ffi::AnyBuffer hs,
@@ -666,14 +674,17 @@ ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S
                                 R(dz), R(dh0)))
 }
 
-ffi::Error GruFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer rb, ffi::AnyBuffer h0,
+ffi::Error GruFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
+                      ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer rb, ffi::AnyBuffer h0,
                       ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
                       ffi::Result<ffi::AnyBuffer> res, ffi::Result<ffi::AnyBuffer> hT) {
-  Dims d;
-  if (auto e = SeqDims(xp, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N / 3, d.N);
-  SEQJAX_DISPATCH(xp, GruFwd<T>(team, d.T, d.B, d.N / 3, P(xp), P(U), P(rb), P(h0), len.typed_data(),
-                                R(hs), R(res), R(hT), res->dimensions()[0] == d.T ? 1 : 0))
+  Dims d;  // xs [T, B, F]
+  if (auto e = SeqDims(xs, &d); e.failure()) return e;
+  const int64_t H = U.dimensions()[0];
+  Team team = MakeTeam(pool, d.B, H, 3 * H);
+  SEQJAX_DISPATCH(xs, GruFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(rb), P(h0),
+                                len.typed_data(), R(hs), R(res), R(hT),
+                                res->dimensions()[0] == d.T ? 1 : 0))
 }
 
 ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::Buffer<ffi::S32> len,
@@ -687,15 +698,17 @@ ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0,
                                 P(dhs), P(dhT), R(dxp), R(dhp), R(dh0)))
 }
 
-ffi::Error LstmFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xp, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
+ffi::Error LstmFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
+                       ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
                        ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
                        ffi::Result<ffi::AnyBuffer> cs, ffi::Result<ffi::AnyBuffer> acts,
                        ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> cT) {
-  Dims d;
-  if (auto e = SeqDims(xp, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N / 4, d.N);
-  SEQJAX_DISPATCH(xp, LstmFwd<T>(team, d.T, d.B, d.N / 4, P(xp), P(U), P(h0), P(c0), len.typed_data(),
-                                 R(hs), R(cs), R(acts), R(hT), R(cT),
+  Dims d;  // xs [T, B, F]
+  if (auto e = SeqDims(xs, &d); e.failure()) return e;
+  const int64_t H = U.dimensions()[0];
+  Team team = MakeTeam(pool, d.B, H, 4 * H);
+  SEQJAX_DISPATCH(xs, LstmFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(h0),
+                                 P(c0), len.typed_data(), R(hs), R(cs), R(acts), R(hT), R(cT),
                                  acts->dimensions()[0] == d.T ? 1 : 0))
 }
 
@@ -715,24 +728,80 @@ ffi::Error LstmBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer c0
 using Buf = ffi::AnyBuffer;
 using Len = ffi::Buffer<ffi::S32>;
 
+// Argument lists, in order (see the *Impl functions and seqjax/nn/cpu_kernels.py).
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnFwd, SrnFwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Len>()
-                                  .Ret<Buf>().Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // xs
+                                  .Arg<Buf>()  // W
+                                  .Arg<Buf>()  // b
+                                  .Arg<Buf>()  // U
+                                  .Arg<Buf>()  // h0
+                                  .Arg<Len>()
+                                  .Ret<Buf>()  // hs
+                                  .Ret<Buf>());  // hT
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnBwd, SrnBwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Len>().Arg<Buf>().Arg<Buf>()
-                                  .Arg<Buf>().Ret<Buf>().Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // U
+                                  .Arg<Len>()
+                                  .Arg<Buf>()  // hs
+                                  .Arg<Buf>()  // dhs
+                                  .Arg<Buf>()  // dhT
+                                  .Ret<Buf>()  // dz
+                                  .Ret<Buf>());  // dh0
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruFwd, GruFwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>()
-                                  .Arg<Len>().Ret<Buf>().Ret<Buf>().Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // xs
+                                  .Arg<Buf>()  // W
+                                  .Arg<Buf>()  // b
+                                  .Arg<Buf>()  // U
+                                  .Arg<Buf>()  // recurrent bias
+                                  .Arg<Buf>()  // h0
+                                  .Arg<Len>()
+                                  .Ret<Buf>()  // hs
+                                  .Ret<Buf>()  // residuals
+                                  .Ret<Buf>());  // hT
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruBwd, GruBwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Len>().Arg<Buf>()
-                                  .Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>().Ret<Buf>()
-                                  .Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // U
+                                  .Arg<Buf>()  // h0
+                                  .Arg<Len>()
+                                  .Arg<Buf>()  // hs
+                                  .Arg<Buf>()  // residuals
+                                  .Arg<Buf>()  // dhs
+                                  .Arg<Buf>()  // dhT
+                                  .Ret<Buf>()  // d(x-part)
+                                  .Ret<Buf>()  // d(h-part)
+                                  .Ret<Buf>());  // dh0
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmFwd, LstmFwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>()
-                                  .Arg<Len>().Ret<Buf>().Ret<Buf>().Ret<Buf>().Ret<Buf>()
-                                  .Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // xs
+                                  .Arg<Buf>()  // W
+                                  .Arg<Buf>()  // b
+                                  .Arg<Buf>()  // U
+                                  .Arg<Buf>()  // h0
+                                  .Arg<Buf>()  // c0
+                                  .Arg<Len>()
+                                  .Ret<Buf>()  // hs
+                                  .Ret<Buf>()  // cs
+                                  .Ret<Buf>()  // activations
+                                  .Ret<Buf>()  // hT
+                                  .Ret<Buf>());  // cT
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmBwd, LstmBwdImpl,
-                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<Buf>().Arg<Buf>().Arg<Len>().Arg<Buf>()
-                                  .Arg<Buf>().Arg<Buf>().Arg<Buf>().Arg<Buf>().Ret<Buf>()
-                                  .Ret<Buf>().Ret<Buf>());
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Buf>()  // U
+                                  .Arg<Buf>()  // c0
+                                  .Arg<Len>()
+                                  .Arg<Buf>()  // cs
+                                  .Arg<Buf>()  // activations (overwritten by dz)
+                                  .Arg<Buf>()  // dhs
+                                  .Arg<Buf>()  // dhT
+                                  .Arg<Buf>()  // dcT
+                                  .Ret<Buf>()  // dz
+                                  .Ret<Buf>()  // dh0
+                                  .Ret<Buf>());  // dc0
