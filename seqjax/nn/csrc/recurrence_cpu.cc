@@ -688,6 +688,7 @@ ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S
   Dims d;
   if (auto e = SeqDims(hs, &d); e.failure()) return e;
   Team team = MakeTeam(pool, d.B, d.N, d.N);
+  AdviseHugePages(dz);
   SEQJAX_DISPATCH(hs, SrnBwd<T>(team, d.T, d.B, d.N, P(U), len.typed_data(), P(hs), P(dhs), P(dhT),
                                 R(dz), R(dh0)))
 }
@@ -714,6 +715,8 @@ ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0,
   Dims d;
   if (auto e = SeqDims(hs, &d); e.failure()) return e;
   Team team = MakeTeam(pool, d.B, d.N, 3 * d.N);
+  AdviseHugePages(dxp);
+  AdviseHugePages(dhp);
   SEQJAX_DISPATCH(hs, GruBwd<T>(team, d.T, d.B, d.N, P(U), P(h0), len.typed_data(), P(hs), P(res),
                                 P(dhs), P(dhT), R(dxp), R(dhp), R(dh0)))
 }
