@@ -3,7 +3,7 @@
 For the seqjax LSTM (B=16, F=8, H=128, the "long" case's shape) against T up to 16,384:
 training-step time (should be linear in T), compile time (should be flat: one ``lax.scan``), and
 XLA memory (argument + output + temp, from ``compiled.memory_analysis()``) with and without
-``remat=True`` (the default plain scan, and the opt-in fused path), plus the Flax OptimizedLSTMCell reference. Saves ``benchmarks/results/curves-*.{json,md}``.
+``remat=True`` (the default scan, and implementation="cpu_kernel"), plus the Flax OptimizedLSTMCell reference. Saves ``benchmarks/results/curves-*.{json,md}``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def main(argv=None):
     b, f, h = 16, 8, 128
     variants = {
         "seqjax LSTM": lambda c: impls.seqjax_runner("lstm", c, "train"),
-        "seqjax LSTM (fused, opt-in)": lambda c: impls.seqjax_runner("lstm", c, "train", fast=True),
+        "seqjax LSTM (cpu_kernel)": lambda c: impls.seqjax_runner(
+            "lstm", c, "train", implementation="cpu_kernel"
+        ),
         "seqjax LSTM remat=True": lambda c: impls.seqjax_runner("lstm", c, "train", remat=True),
         "Flax OptimizedLSTMCell": lambda c: impls.flax_runner("OptimizedLSTMCell", c, "train"),
     }
