@@ -228,12 +228,25 @@ def _gru_fwd(x, w, b, u, rb, h0, lengths):
 def _gru_bwd(res_, cts):
     x, w, u, h0, lengths, hs, res = res_
     dhs, dht = cts
-    t, bsz, h = hs.shape
-    outs = (_like((t, bsz, 3 * h), hs), _like((t, bsz, 3 * h), hs), _like(h0.shape, h0))
-    dxp, dhp, dh0 = _call("SeqjaxGruBwd", outs, u, h0, lengths, hs, res, dhs, dht)
-    dx, dw, db = _input_grads(x, w, dxp)
-    du = _outer_sum(_previous_hidden(h0, hs), dhp)
-    return dx, dw, db, du, dhp.sum(axis=(0, 1)), dh0, None
+    h = u.shape[0]
+    # d4 = [dr, dz, dn_x, dn_h] over the residuals' buffer (dead after this call): no fresh
+    # [T, B, 3H] gradients. The input part is blocks (0, 1, 2), the recurrent part (0, 1, 3); the
+    # weight gradients come from one matmul against all four blocks (a quarter more FLOPs, no
+    # copies of the large gradient), then the small [., 4H] results are sliced.
+    outs = (_like(res.shape, res), _like(h0.shape, h0))
+    d4, dh0 = _call("SeqjaxGruBwd", outs, u, h0, lengths, hs, res, dhs, dht, aliases={4: 0})
+
+    def recurrent_part(m):
+        return jnp.concatenate([m[..., : 2 * h], m[..., 3 * h :]], axis=-1)
+
+    d2 = d4.reshape(-1, 4 * h)
+    x2 = x.reshape(-1, x.shape[-1])
+    w4 = jnp.concatenate([w, jnp.zeros((w.shape[0], h), w.dtype)], axis=1)  # dn_h gets no W
+    dx = (d2 @ w4.T).reshape(x.shape)
+    dw = jax.lax.dot_general(x2, d2, (((0,), (0,)), ((), ())))[:, : 3 * h]
+    sums = d2.sum(axis=0)
+    du = recurrent_part(_outer_sum(_previous_hidden(h0, hs), d4))
+    return dx, dw, sums[: 3 * h], du, recurrent_part(sums), dh0, None
 
 
 gru.defvjp(_gru_fwd, _gru_bwd)

@@ -441,30 +441,30 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
   CopyRow(hT, h, B * H);
 }
 
+// d4 [T, B, 4H] = [dr, dz, dn_x, dn_h]: the gradients of the pre-activations r, z, of the n gate's
+// input part x_n and of its recurrent part h U_n + b_n (= dn_x * r). It may alias res: each
+// (row, unit) reads its four residuals before writing its four gradients.
 template <typename T>
 void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h0,
-            const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* dxp,
-            T* dhp, T* dh0) {
-  const int64_t G = 3 * H;
+            const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* d4,
+            T* dh0) {
+  const int64_t G = 3 * H, G4 = 4 * H;
   Scratch<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), direct(B * H);
   std::copy(dhT, dhT + B * H, dbuf.begin());
   T* dh = dbuf.data();
   T* dhn = dh + B * H;
   const Chunks ch(H, team.threads());
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    T* dx = dxp + t * B * G;
-    T* dp = dhp + t * B * G;
+    T* d = d4 + t * B * G4;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t b = 0; b < B; ++b) {
+        T* db = d + b * G4;
         if (!Active(len, b, t)) {
-          for (int64_t gate = 0; gate < 3; ++gate) {
-            ZeroRow(dx + b * G + gate * H + k0, w);
-            ZeroRow(dp + b * G + gate * H + k0, w);
-          }
+          for (int64_t block = 0; block < 4; ++block) ZeroRow(db + block * H + k0, w);
           continue;
         }
-        const T* r4 = res + (t * B + b) * 4 * H;
+        const T* r4 = res + (t * B + b) * G4;
         const T* hprev = t > 0 ? hs + ((t - 1) * B + b) * H : h0 + b * H;
         const int64_t o = (t * B + b) * H;
         for (int64_t k = k0; k < k1; ++k) {
@@ -474,19 +474,18 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
           const T drp = dnp * hpn * r * (T(1) - r);
           const T dzp = dht * (hprev[k] - n) * z * (T(1) - z);
           direct[b * H + k] = dht * z;
-          dx[b * G + k] = drp;
-          dx[b * G + H + k] = dzp;
-          dx[b * G + 2 * H + k] = dnp;
-          dp[b * G + k] = drp;
-          dp[b * G + H + k] = dzp;
-          dp[b * G + 2 * H + k] = dnp * r;
+          db[k] = drp;
+          db[H + k] = dzp;
+          db[2 * H + k] = dnp;
+          db[3 * H + k] = dnp * r;
         }
       }
     };
-    auto matmul = [&](int64_t i) {
+    auto matmul = [&](int64_t i) {  // dh_{t-1} = [dr, dz, dn_h] U^T + z * dh_t
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
-      GemmAcc<T>(B, w, G, dp, G, Ut.data() + k0, H, dhn + k0, H);
+      GemmAcc<T>(B, w, 2 * H, d, G4, Ut.data() + k0, H, dhn + k0, H);
+      GemmAcc<T>(B, w, H, d + 3 * H, G4, Ut.data() + 2 * H * H + k0, H, dhn + k0, H);
       for (int64_t b = 0; b < B; ++b) {
         if (Active(len, b, t)) {
           for (int64_t k = k0; k < k1; ++k) dhn[b * H + k] += direct[b * H + k];
@@ -708,17 +707,15 @@ ffi::Error GruFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx
                                 res->dimensions()[0] == d.T ? 1 : 0))
 }
 
-ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::Buffer<ffi::S32> len,
-                      ffi::AnyBuffer hs, ffi::AnyBuffer res, ffi::AnyBuffer dhs, ffi::AnyBuffer dhT,
-                      ffi::Result<ffi::AnyBuffer> dxp, ffi::Result<ffi::AnyBuffer> dhp,
+ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0,
+                      ffi::Buffer<ffi::S32> len, ffi::AnyBuffer hs, ffi::AnyBuffer res,
+                      ffi::AnyBuffer dhs, ffi::AnyBuffer dhT, ffi::Result<ffi::AnyBuffer> d4,
                       ffi::Result<ffi::AnyBuffer> dh0) {
-  Dims d;
+  Dims d;  // hs [T, B, H]
   if (auto e = SeqDims(hs, &d); e.failure()) return e;
   Team team = MakeTeam(pool, d.B, d.N, 3 * d.N);
-  AdviseHugePages(dxp);
-  AdviseHugePages(dhp);
   SEQJAX_DISPATCH(hs, GruBwd<T>(team, d.T, d.B, d.N, P(U), P(h0), len.typed_data(), P(hs), P(res),
-                                P(dhs), P(dhT), R(dxp), R(dhp), R(dh0)))
+                                P(dhs), P(dhT), R(d4), R(dh0)))
 }
 
 ffi::Error LstmFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
@@ -799,8 +796,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruBwd, GruBwdImpl,
                                   .Arg<Buf>()  // residuals
                                   .Arg<Buf>()  // dhs
                                   .Arg<Buf>()  // dhT
-                                  .Ret<Buf>()  // d(x-part)
-                                  .Ret<Buf>()  // d(h-part)
+                                  .Ret<Buf>()  // d4 = [dr, dz, dn_x, dn_h] (may alias residuals)
                                   .Ret<Buf>());  // dh0
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmFwd, LstmFwdImpl,
                               ffi::Ffi::Bind()
