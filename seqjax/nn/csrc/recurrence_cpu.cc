@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__linux__)
@@ -188,6 +189,38 @@ Scratch<T> Transpose(const T* a, int64_t rows, int64_t cols) {
 }
 
 inline bool Active(const int32_t* len, int64_t b, int64_t t) { return t < len[b]; }
+
+// Elementwise loops over hidden units [k0, k1), written once for a vector X = Vec<T>::V (W units at
+// a time) and for the scalar tail: GCC did not vectorise these loops by itself (the gradients may
+// be written over the residuals they are computed from, so it cannot prove independence).
+template <class X, class T>
+inline X Ld(const T* p) {
+  if constexpr (std::is_same_v<X, T>) {
+    return *p;
+  } else {
+    X v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+}
+
+template <class X, class T>
+inline void St(T* p, X v) {
+  if constexpr (std::is_same_v<X, T>) {
+    *p = v;
+  } else {
+    std::memcpy(p, &v, sizeof(v));
+  }
+}
+
+template <typename T, class F>
+inline void ForUnits(int64_t k0, int64_t k1, F&& f) {
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  int64_t k = k0;
+  for (; k + W <= k1; k += W) f(V{}, k);
+  for (; k < k1; ++k) f(T{}, k);
+}
 
 // ---- a team of threads for the per-step work ----
 // The caller and up to `helpers` tasks on XLA's intra-op thread pool split each phase of a step
@@ -408,13 +441,17 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
         const T* xb = x + b * G;
         const T* pb = hp.data() + b * G;
         T* s = sc.data() + b * G;
-        for (int64_t k = k0; k < k1; ++k) {
-          s[k] = xb[k] + pb[k];
-          s[H + k] = xb[H + k] + pb[H + k];
-        }
+        ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+          using X = decltype(u);
+          St(s + k, Ld<X>(xb + k) + Ld<X>(pb + k));
+          St(s + H + k, Ld<X>(xb + H + k) + Ld<X>(pb + H + k));
+        });
         Sigmoid(s + k0, w);
         Sigmoid(s + H + k0, w);
-        for (int64_t k = k0; k < k1; ++k) s[2 * H + k] = xb[2 * H + k] + s[k] * pb[2 * H + k];
+        ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+          using X = decltype(u);
+          St(s + 2 * H + k, Ld<X>(xb + 2 * H + k) + Ld<X>(s + k) * Ld<X>(pb + 2 * H + k));
+        });
         Tanh(s + 2 * H + k0, w);
         T* r4 = res + (t * rs * B + b) * 4 * H;
         CopyRow(r4 + k0, s + k0, w);
@@ -423,12 +460,13 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
         CopyRow(r4 + 3 * H + k0, pb + 2 * H + k0, w);
         T* out = hs + (t * B + b) * H;
         if (Active(len, b, t)) {
-          for (int64_t k = k0; k < k1; ++k) {
-            const T z = s[H + k];
-            const T v = (T(1) - z) * s[2 * H + k] + z * h[b * H + k];
-            hn[b * H + k] = v;
-            out[k] = v;
-          }
+          ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+            using X = decltype(u);
+            const X z = Ld<X>(s + H + k);
+            const X v = (T(1) - z) * Ld<X>(s + 2 * H + k) + z * Ld<X>(h + b * H + k);
+            St(hn + b * H + k, v);
+            St(out + k, v);
+          });
         } else {
           CopyRow(hn + b * H + k0, h + b * H + k0, w);
           ZeroRow(out + k0, w);
@@ -467,18 +505,20 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
         const T* r4 = res + (t * B + b) * G4;
         const T* hprev = t > 0 ? hs + ((t - 1) * B + b) * H : h0 + b * H;
         const int64_t o = (t * B + b) * H;
-        for (int64_t k = k0; k < k1; ++k) {
-          const T r = r4[k], z = r4[H + k], n = r4[2 * H + k], hpn = r4[3 * H + k];
-          const T dht = dh[b * H + k] + dhs[o + k];
-          const T dnp = dht * (T(1) - z) * (T(1) - n * n);
-          const T drp = dnp * hpn * r * (T(1) - r);
-          const T dzp = dht * (hprev[k] - n) * z * (T(1) - z);
-          direct[b * H + k] = dht * z;
-          db[k] = drp;
-          db[H + k] = dzp;
-          db[2 * H + k] = dnp;
-          db[3 * H + k] = dnp * r;
-        }
+        ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+          using X = decltype(u);
+          const X r = Ld<X>(r4 + k), z = Ld<X>(r4 + H + k), n = Ld<X>(r4 + 2 * H + k);
+          const X hpn = Ld<X>(r4 + 3 * H + k);
+          const X dht = Ld<X>(dh + b * H + k) + Ld<X>(dhs + o + k);
+          const X dnp = dht * (T(1) - z) * (T(1) - n * n);
+          const X drp = dnp * hpn * r * (T(1) - r);
+          const X dzp = dht * (Ld<X>(hprev + k) - n) * z * (T(1) - z);
+          St(direct.data() + b * H + k, dht * z);
+          St(db + k, drp);
+          St(db + H + k, dzp);
+          St(db + 2 * H + k, dnp);
+          St(db + 3 * H + k, dnp * r);
+        });
       }
     };
     auto matmul = [&](int64_t i) {  // dh_{t-1} = [dr, dz, dn_h] U^T + z * dh_t
@@ -488,7 +528,10 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
       GemmAcc<T>(B, w, H, d + 3 * H, G4, Ut.data() + 2 * H * H + k0, H, dhn + k0, H);
       for (int64_t b = 0; b < B; ++b) {
         if (Active(len, b, t)) {
-          for (int64_t k = k0; k < k1; ++k) dhn[b * H + k] += direct[b * H + k];
+          ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+            using X = decltype(u);
+            St(dhn + b * H + k, Ld<X>(dhn + b * H + k) + Ld<X>(direct.data() + b * H + k));
+          });
         } else {
           CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
         }
@@ -535,12 +578,17 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
         T* tb = th.data() + b * H;
         T* out = hs + (t * B + b) * H;
         if (Active(len, b, t)) {
-          for (int64_t k = k0; k < k1; ++k) {
-            cb[k] = zb[H + k] * cb[k] + zb[k] * zb[2 * H + k];
-            tb[k] = cb[k];
-          }
+          ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+            using X = decltype(u);
+            const X cn = Ld<X>(zb + H + k) * Ld<X>(cb + k) + Ld<X>(zb + k) * Ld<X>(zb + 2 * H + k);
+            St(cb + k, cn);
+            St(tb + k, cn);
+          });
           Tanh(tb + k0, w);
-          for (int64_t k = k0; k < k1; ++k) hn[b * H + k] = zb[3 * H + k] * tb[k];
+          ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+            using X = decltype(u);
+            St(hn + b * H + k, Ld<X>(zb + 3 * H + k) * Ld<X>(tb + k));
+          });
           CopyRow(out + k0, hn + b * H + k0, w);
         } else {
           CopyRow(hn + b * H + k0, h + b * H + k0, w);
@@ -584,17 +632,18 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
         T* tb = th.data() + b * H;
         CopyRow(tb + k0, cs + o + k0, w);
         Tanh(tb + k0, w);
-        for (int64_t k = k0; k < k1; ++k) {
-          const T ig = a[k], f = a[H + k], g = a[2 * H + k], og = a[3 * H + k];
-          const T tc = tb[k];
-          const T dht = dh[b * H + k] + dhs[o + k];
-          const T dct = dc[b * H + k] + dht * og * (T(1) - tc * tc);
-          db[k] = dct * g * ig * (T(1) - ig);
-          db[H + k] = dct * cprev[k] * f * (T(1) - f);
-          db[2 * H + k] = dct * ig * (T(1) - g * g);
-          db[3 * H + k] = dht * tc * og * (T(1) - og);
-          dc[b * H + k] = dct * f;
-        }
+        ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+          using X = decltype(u);
+          const X ig = Ld<X>(a + k), f = Ld<X>(a + H + k), g = Ld<X>(a + 2 * H + k);
+          const X og = Ld<X>(a + 3 * H + k), tc = Ld<X>(tb + k);
+          const X dht = Ld<X>(dh + b * H + k) + Ld<X>(dhs + o + k);
+          const X dct = Ld<X>(dc.data() + b * H + k) + dht * og * (T(1) - tc * tc);
+          St(db + k, dct * g * ig * (T(1) - ig));
+          St(db + H + k, dct * Ld<X>(cprev + k) * f * (T(1) - f));
+          St(db + 2 * H + k, dct * ig * (T(1) - g * g));
+          St(db + 3 * H + k, dht * tc * og * (T(1) - og));
+          St(dc.data() + b * H + k, dct * f);
+        });
       }
     };
     auto matmul = [&](int64_t i) {
