@@ -71,8 +71,10 @@ template <typename T, int NV>
 inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                   const T* Cin, int64_t ldi, T* C, int64_t ldc) {
   int64_t i = 0;
-  for (; i + 8 <= M; i += 8)
-    Block<T, 8, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
+  // At most 6 x 4 accumulator vectors (+ 4 for a row of B): the 32 vector registers of AVX-512.
+  constexpr int MR = NV >= 4 ? 6 : 8;
+  for (; i + MR <= M; i += MR)
+    Block<T, MR, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
   if (i + 4 <= M)
     Block<T, 4, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K), i += 4;
   if (i + 2 <= M)
