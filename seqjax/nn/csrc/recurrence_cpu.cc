@@ -47,13 +47,10 @@ struct Vec<double> {
 // C[MR rows, NV vectors] = Cin + A[MR, K] B[K, NV vectors]; row-major with leading dimensions
 // (Cin may be C).
 template <typename T, int MR, int NV>
-inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int64_t ldb,
-                  const T* Cin, int64_t ldi, T* C, int64_t ldc, int64_t K) {
+inline void Accumulate(typename Vec<T>::V (&c)[MR][NV], const T* __restrict A, int64_t lda,
+                       const T* __restrict B, int64_t ldb, int64_t K) {
   using V = typename Vec<T>::V;
   constexpr int W = Vec<T>::W;
-  V c[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NV; ++j) c[r][j] = *reinterpret_cast<const V*>(Cin + r * ldi + W * j);
   for (int64_t k = 0; k < K; ++k) {
     const T* b = B + k * ldb;
     V bv[NV];
@@ -63,35 +60,62 @@ inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int
       for (int j = 0; j < NV; ++j) c[r][j] += a * bv[j];
     }
   }
+}
+
+// ... and optionally + A2[MR, K2] B2[K2, NV vectors] in the same pass (K2 = 0: none).
+template <typename T, int MR, int NV>
+inline void Block(const T* __restrict A, int64_t lda, const T* __restrict B, int64_t ldb,
+                  const T* Cin, int64_t ldi, T* C, int64_t ldc, int64_t K, const T* A2 = nullptr,
+                  int64_t lda2 = 0, const T* B2 = nullptr, int64_t ldb2 = 0, int64_t K2 = 0) {
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  V c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NV; ++j) c[r][j] = *reinterpret_cast<const V*>(Cin + r * ldi + W * j);
+  Accumulate<T, MR, NV>(c, A, lda, B, ldb, K);
+  if (K2 > 0) Accumulate<T, MR, NV>(c, A2, lda2, B2, ldb2, K2);
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NV; ++j) *reinterpret_cast<V*>(C + r * ldc + W * j) = c[r][j];
 }
 
 template <typename T, int NV>
 inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                  const T* Cin, int64_t ldi, T* C, int64_t ldc) {
+                  const T* Cin, int64_t ldi, T* C, int64_t ldc, const T* A2, int64_t lda2,
+                  const T* B2, int64_t ldb2, int64_t K2) {
   int64_t i = 0;
-  // At most 6 x 4 accumulator vectors (+ 4 for a row of B): the 32 vector registers of AVX-512.
+  // At most 6 x 4 accumulator vectors (+ 4 for a row of B): the 32 vector registers of AVX-512
+  // (an 8 x 4 block spilled and ran ~10 % slower at the benchmark shapes).
   constexpr int MR = NV >= 4 ? 6 : 8;
-  for (; i + MR <= M; i += MR)
-    Block<T, MR, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
-  if (i + 4 <= M)
-    Block<T, 4, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K), i += 4;
-  if (i + 2 <= M)
-    Block<T, 2, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K), i += 2;
-  if (i < M) Block<T, 1, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K);
+  auto rows = [&](auto mr, int64_t i) {
+    constexpr int R = decltype(mr)::value;
+    Block<T, R, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K,
+                    A2 ? A2 + i * lda2 : nullptr, lda2, B2, ldb2, K2);
+  };
+  for (; i + MR <= M; i += MR) rows(std::integral_constant<int, MR>{}, i);
+  if (i + 4 <= M) rows(std::integral_constant<int, 4>{}, i), i += 4;
+  if (i + 2 <= M) rows(std::integral_constant<int, 2>{}, i), i += 2;
+  if (i < M) rows(std::integral_constant<int, 1>{}, i);
 }
 
-// C[M, N] = Cin[M, N] + A[M, K] B[K, N], row-major with leading dimensions (Cin may be C).
+// C[M, N] = Cin[M, N] + A[M, K] B[K, N] (+ A2[M, K2] B2[K2, N]), row-major with leading
+// dimensions (Cin may be C; ldi = 0 broadcasts one row, e.g. a bias).
 template <typename T>
-void Gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-          const T* Cin, int64_t ldi, T* C, int64_t ldc) {
+void Gemm2(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+           const T* Cin, int64_t ldi, T* C, int64_t ldc, const T* A2, int64_t lda2, const T* B2,
+           int64_t ldb2, int64_t K2) {
   constexpr int W = Vec<T>::W;
   int64_t j = 0;
   for (; j + 4 * W <= N; j += 4 * W)
-    Panel<T, 4>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc);
-  if (j + 2 * W <= N) Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc), j += 2 * W;
-  if (j + W <= N) Panel<T, 1>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc), j += W;
+    Panel<T, 4>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
+                B2 ? B2 + j : nullptr, ldb2, K2);
+  if (j + 2 * W <= N)
+    Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
+                B2 ? B2 + j : nullptr, ldb2, K2),
+        j += 2 * W;
+  if (j + W <= N)
+    Panel<T, 1>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
+                B2 ? B2 + j : nullptr, ldb2, K2),
+        j += W;
   if (j < N) {
     for (int64_t i = 0; i < M; ++i) {
       for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] = Cin[i * ldi + jj];
@@ -99,8 +123,18 @@ void Gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
         const T a = A[i * lda + k];
         for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B[k * ldb + jj];
       }
+      for (int64_t k = 0; k < K2; ++k) {
+        const T a = A2[i * lda2 + k];
+        for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B2[k * ldb2 + jj];
+      }
     }
   }
+}
+
+template <typename T>
+void Gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+          const T* Cin, int64_t ldi, T* C, int64_t ldc) {
+  Gemm2<T>(M, N, K, A, lda, B, ldb, Cin, ldi, C, ldc, nullptr, 0, nullptr, 0, 0);
 }
 
 // C[M, N] += A[M, K] B[K, N].
@@ -357,8 +391,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
     const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      Gemm<T>(B, w, F, x, F, Wx + k0, H, bias + k0, 0, z.data() + k0, H);
-      GemmAcc<T>(B, w, H, h, H, U + k0, H, z.data() + k0, H);
+      Gemm2<T>(B, w, F, x, F, Wx + k0, H, bias + k0, 0, z.data() + k0, H, h, H, U + k0, H, H);
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z.data() + b * H + k0;
         T* out = hs + (t * B + b) * H + k0;
@@ -565,10 +598,13 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
     const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
-      for (int64_t gate = 0; gate < 4; ++gate) {
-        const int64_t col = gate * H + k0;
-        Gemm<T>(B, w, F, x, F, Wx + col, G, bias + col, 0, z + col, G);
-        GemmAcc<T>(B, w, H, h, H, U + col, G, z + col, G);
+      if (w == H) {  // one chunk: all gates in one call
+        Gemm2<T>(B, G, F, x, F, Wx, G, bias, 0, z, G, h, H, U, G, H);
+      } else {
+        for (int64_t gate = 0; gate < 4; ++gate) {
+          const int64_t col = gate * H + k0;
+          Gemm2<T>(B, w, F, x, F, Wx + col, G, bias + col, 0, z + col, G, h, H, U + col, G, H);
+        }
       }
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z + b * G;
