@@ -50,7 +50,7 @@ class RecurrentLayer(nn.Module):
         may win on accelerators (benchmarks/).
       implementation: "scan" (default): ``lax.scan`` of the step, on every platform, with every
         option and every order of differentiation. "cpu_kernel": on CPU, the whole time loop as
-        one compiled custom call (``seqjax.nn.cpu_kernels``; measured 1.4-2.0x faster training
+        one compiled custom call (``seqjax.nn.cpu_kernels``; measured 1.8-2.4x faster LSTM training
         steps, benchmarks/README.md), first-order reverse-mode gradients only, float32/float64,
         tanh activations, no peepholes/remat/hidden_offsets (an error names what is not
         covered); on GPU/TPU the same layer runs the scan.
