@@ -221,3 +221,21 @@ def test_no_compiler_is_reported(monkeypatch):
     monkeypatch.setattr(cpu_kernels, "_compiler", lambda: None)
     with pytest.raises(cpu_kernels.KernelUnavailableError, match="C\\+\\+ compiler"):
         cpu_kernels.build()
+
+
+# ---- platforms ----------------------------------------------------------------------------------
+
+
+def test_cpu_lowers_to_the_kernel_and_other_platforms_to_the_scan():
+    from jax import export
+
+    layer = LSTM(8, implementation="cpu_kernel")
+    x = jnp.ones((2, 5, 3))
+    variables = LSTM(8).init(jax.random.key(0), x)
+    step = jax.jit(jax.grad(lambda v, x: jnp.sum(layer.apply(v, x)[1])))
+    cpu_text = step.lower(variables, x).as_text()
+    assert "SeqjaxLstmFwd" in cpu_text and "SeqjaxLstmBwd" in cpu_text
+    # Exported for CUDA on this CPU-only machine: the platform choice is made at lowering, so the
+    # GPU module holds the scan (a while loop) and no CPU custom call.
+    cuda_text = export.export(step, platforms=["cuda"])(variables, x).mlir_module()
+    assert "Seqjax" not in cuda_text and "stablehlo.while" in cuda_text
