@@ -136,10 +136,11 @@ class Forecaster(nn.Module):
 
 def make_model(name: str, config: ml_collections.ConfigDict) -> Forecaster:
     h = config.model.hidden
+    impl = {"implementation": config.model.get("implementation", "scan")}
     if name in ("stateful_lstm", "lstm"):
-        return Forecaster(LSTM(h))
+        return Forecaster(LSTM(h, **impl))
     if name == "srn":
-        return Forecaster(SimpleRNN(h))
+        return Forecaster(SimpleRNN(h, **impl))
     if name == "cnn":
         conv = TemporalConv(
             features=[config.model.conv_channels] * len(config.model.conv_dilations),

@@ -70,19 +70,20 @@ def read_out(head: nn.Module, ys, seq_lengths, head_variables=None):
 def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
     """The recurrent layer called ``name`` (see ``MODEL_LABELS``)."""
     h, length = config.model.hidden, config.data.length
+    impl = {"implementation": config.model.get("implementation", "scan")}
     if name == "srn":
-        return SimpleRNN(h)
+        return SimpleRNN(h, **impl)
     if name == "srn_exploding":
         scale = config.diagnostics.exploding_scale
-        return SimpleRNN(h, recurrent_kernel_init=_orthogonal(scale=scale))
+        return SimpleRNN(h, recurrent_kernel_init=_orthogonal(scale=scale), **impl)
     if name == "gru":
-        return GRU(h)
+        return GRU(h, **impl)
     if name == "lstm":
-        return LSTM(h, forget_bias=config.model.forget_bias)
+        return LSTM(h, forget_bias=config.model.forget_bias, **impl)
     if name == "lstm_fb1":
-        return LSTM(h, forget_bias=1.0)
+        return LSTM(h, forget_bias=1.0, **impl)
     if name == "lstm_chrono":
-        return LSTM(h, chrono_max_time=length)
+        return LSTM(h, chrono_max_time=length, **impl)
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODEL_LABELS)}")
 
 

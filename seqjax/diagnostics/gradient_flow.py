@@ -39,6 +39,14 @@ def _offsets(layer: RecurrentLayer, inputs: Array) -> Array:
     return jnp.zeros((batch, time, layer.features), jnp.float32)
 
 
+def _through_scan(layer: RecurrentLayer) -> RecurrentLayer:
+    """The same layer (same parameters, same function) on its ``lax.scan``: ``hidden_offsets``
+    exist only there (``implementation="cpu_kernel"`` does not take them)."""
+    if getattr(layer, "implementation", "scan") != "scan":
+        return layer.clone(implementation="scan", parent=None)
+    return layer
+
+
 def loss_gradient_norms(
     layer: RecurrentLayer,
     variables: Mapping[str, Any],
@@ -59,6 +67,7 @@ def loss_gradient_norms(
     """
     if layer.time_major:
         raise ValueError("loss_gradient_norms: use a batch-major layer (time_major=False).")
+    layer = _through_scan(layer)
 
     def loss(offsets: Array) -> Array:
         _, outputs = layer.apply(
@@ -85,6 +94,7 @@ def jacobian_norms(
     """
     if layer.time_major:
         raise ValueError("jacobian_norms: use a batch-major layer (time_major=False).")
+    layer = _through_scan(layer)
     features = layer.features
 
     def last_hidden(offsets: Array) -> Array:

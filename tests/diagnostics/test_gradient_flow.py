@@ -69,3 +69,21 @@ def test_model_gradient_norms_probe_the_recurrent_layer_of_a_model():
     assert got.shape == (T,) and got[-1] > 0 and np.all(np.isfinite(got))
     with pytest.raises(ValueError, match="no seqjax recurrent layer named 'nope'"):
         model_gradient_norms(model, variables, {"inputs": x, "targets": y}, layer="nope")
+
+
+def test_kernel_layers_are_measured_through_their_scan():
+    # implementation="cpu_kernel" takes no hidden_offsets; the diagnostics use the same layer on
+    # its scan (same parameters, same function), so the curves are identical.
+    x = jax.random.normal(jax.random.key(3), (B, T, F))
+    scan_layer = LSTM(H)
+    kernel_layer = LSTM(H, implementation="cpu_kernel")
+    variables = scan_layer.init(jax.random.key(0), x)
+    loss = lambda ys: jnp.sum(ys[:, -1] ** 2)
+    np.testing.assert_allclose(
+        loss_gradient_norms(kernel_layer, variables, x, loss),
+        loss_gradient_norms(scan_layer, variables, x, loss),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        jacobian_norms(kernel_layer, variables, x), jacobian_norms(scan_layer, variables, x)
+    )
