@@ -109,8 +109,14 @@ def build() -> Path:
     target = cache_dir() / f"recurrence_cpu-{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    except OSError as exc:
+        raise KernelUnavailableError(
+            f"cannot write the seqjax kernel cache {target.parent} ({exc}); set $SEQJAX_CACHE_DIR "
+            "to a writable folder."
+        ) from exc
     os.close(fd)
     cmd = [cxx, *_FLAGS, f"-I{include}", str(SOURCE), "-o", tmp]
     proc = subprocess.run(cmd, capture_output=True, text=True)

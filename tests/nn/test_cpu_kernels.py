@@ -217,6 +217,14 @@ def test_compiler_errors_are_reported(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").glob("*.so"))
 
 
+def test_unwritable_cache_is_reported(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(blocker / "cache"))  # a folder under a file
+    with pytest.raises(cpu_kernels.KernelUnavailableError, match="SEQJAX_CACHE_DIR"):
+        cpu_kernels.build()
+
+
 def test_no_compiler_is_reported(monkeypatch):
     monkeypatch.setattr(cpu_kernels, "_compiler", lambda: None)
     with pytest.raises(cpu_kernels.KernelUnavailableError, match="C\\+\\+ compiler"):
