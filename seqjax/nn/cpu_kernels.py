@@ -5,12 +5,15 @@ its while loop dispatches a dozen separate operations (matmuls, gate fusions, dy
 updates of the stacked outputs), and those per-operation costs, not the arithmetic, are most of a
 training step (benchmarks/NOTES.md). Here the loop is C++ (``csrc/recurrence_cpu.cc``):
 
-* forward: per step one ``[B, H] x [H, G*H]`` matmul (a register-blocked kernel), the gates, the
-  new carry; it keeps the gate activations (and the LSTM cell states) for the backward;
+* forward: per step ``x_t W + b + h_{t-1} U`` in one pass of a register-blocked matmul, the
+  gates, the new carry; when differentiated it keeps the gate activations (and the LSTM cell
+  states) for the backward, otherwise a one-step scratch buffer;
 * backward: per step the gate gradients and one ``[B, G*H] x [G*H, H]`` matmul for ``dh_{t-1}``;
-* everything that is not sequential stays in XLA as large matmuls: the input projection
-  ``x W + b`` for all steps before the loop, and after it the weight gradients ``dU`` (one
-  ``[H, T*B] x [T*B, G*H]`` matmul), ``dW``, ``db`` and ``dx``.
+  the LSTM and GRU write their gradients over the residual buffer (no fresh memory);
+* everything that is not sequential stays in XLA as large matmuls after the loop: the weight
+  gradients ``dU`` (one ``[H, T*B] x [T*B, G*H]`` matmul), ``dW``, ``db`` and ``dx``;
+* steps of at least 2^21 multiply-adds are split by hidden units across XLA's intra-op threads;
+  large fresh outputs are given transparent huge pages (fewer first-touch page faults).
 
 Each recurrence is a :func:`jax.custom_vjp`. The maths is that of ``lstm_step`` / ``gru_step`` /
 ``simple_rnn_step`` with the default tanh activations; ``tests/nn/test_cpu_kernels.py`` checks
@@ -24,7 +27,7 @@ so the same code runs on GPU/TPU.
 The C++ source is compiled at first use with the system C++ compiler (``$CXX`` or ``c++``/``g++``)
 against the XLA FFI headers that jaxlib ships, and cached in ``$SEQJAX_CACHE_DIR`` (default
 ``~/.cache/seqjax``) under a hash of the source, compiler, jaxlib version and CPU, so each machine
-builds it once (about 3 s).
+builds it once (about 4 s).
 """
 
 from __future__ import annotations

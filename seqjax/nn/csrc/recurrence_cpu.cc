@@ -2,11 +2,12 @@
 // XLA FFI custom call each, so the per-step cost is two small matmuls and the gate arithmetic, with
 // no per-operation dispatch of XLA's while loop (benchmarks/NOTES.md, lever 7).
 //
-// Layouts (row-major, time-major): xp [T, B, G*H] is the input projection x_t W + b computed by XLA
-// as one matmul; U [H, G*H]; carries [B, H]; lengths [B] int32 (rows past their length keep their
-// carry and output zeros, as seqjax.nn.recurrence.scan_recurrence does). The backward kernels return
-// the gradients of the pre-activations; XLA then forms dU, dW, db and dx as large matmuls.
-// float32 runs a vectorised exp; float64 uses the C library (it exists for gradient checks).
+// Layouts (row-major, time-major): xs [T, B, F] inputs, W [F, G*H], b [G*H] (the input
+// projection x_t W + b is computed per step, inside the loop); U [H, G*H]; carries [B, H];
+// lengths [B] int32 (rows past their length keep their carry and output zeros, as
+// seqjax.nn.recurrence.scan_recurrence does). The backward kernels return the gradients of the
+// pre-activations; XLA then forms dU, dW, db and dx as large matmuls.
+// float32 runs a vectorised rational tanh (XLA's); float64 uses the C library (for gradient checks).
 // Compiled at first use by seqjax/nn/cpu_kernels.py.
 
 #include <algorithm>
