@@ -143,15 +143,6 @@ def load() -> None:
         _loaded["lib"] = lib
 
 
-def available() -> bool:
-    """Whether the kernels can be built and loaded on this machine."""
-    try:
-        load()
-    except (KernelUnavailableError, OSError):
-        return False
-    return True
-
-
 def _call(name, outs, *args, aliases=None):
     return jax.ffi.ffi_call(name, outs, vmap_method="sequential", input_output_aliases=aliases)(
         *args

@@ -379,16 +379,46 @@ void ZeroRow(T* dst, int64_t n) {
   std::fill(dst, dst + n, T(0));
 }
 
+// A [B, H] state in two buffers: during a step every thread reads all of cur() while each writes
+// its own units of next(); Swap() between steps.
+template <typename T>
+class PingPong {
+ public:
+  PingPong(const T* init, int64_t n) : buf_(2 * n), cur_(buf_.data()), next_(buf_.data() + n) {
+    std::copy(init, init + n, cur_);
+  }
+  T* cur() const { return cur_; }
+  T* next() const { return next_; }
+  void Swap() { std::swap(cur_, next_); }
+
+ private:
+  Scratch<T> buf_;
+  T* cur_;
+  T* next_;
+};
+
+// The carry gradient of a backward step for the units [k0, k0 + w) of one chunk:
+// dhn[:, units] = d[B, K] Ut[K, units] (d with leading dimension ldd, Ut [K, H]); rows past their
+// length keep dh (their d rows are zero).
+template <typename T>
+void CarryGradient(int64_t B, int64_t H, int64_t K, const T* d, int64_t ldd, const T* Ut,
+                   const int32_t* len, int64_t t, const T* dh, T* dhn, int64_t k0, int64_t w) {
+  for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
+  GemmAcc<T>(B, w, K, d, ldd, Ut + k0, H, dhn + k0, H);
+  for (int64_t b = 0; b < B; ++b)
+    if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+}
+
 // ---------------------------------- SimpleRNN ----------------------------------
 template <typename T>
 void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
             const T* bias, const T* U, const T* h0, const int32_t* len, T* hs, T* hT) {
-  Scratch<T> hbuf(2 * B * H), z(B * H);
-  std::copy(h0, h0 + B * H, hbuf.begin());
-  T* h = hbuf.data();
-  T* hn = h + B * H;
+  PingPong<T> hh(h0, B * H);
+  Scratch<T> z(B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
+    T* h = hh.cur();
+    T* hn = hh.next();
     const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
@@ -407,20 +437,20 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
       }
     };
     team.Run(ch.count, step);
-    std::swap(h, hn);
+    hh.Swap();
   }
-  CopyRow(hT, h, B * H);
+  CopyRow(hT, hh.cur(), B * H);
 }
 
 template <typename T>
 void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int32_t* len,
             const T* hs, const T* dhs, const T* dhT, T* dz, T* dh0) {
-  Scratch<T> Ut = Transpose(U, H, H), dbuf(2 * B * H);
-  std::copy(dhT, dhT + B * H, dbuf.begin());
-  T* dh = dbuf.data();
-  T* dhn = dh + B * H;
+  Scratch<T> Ut = Transpose(U, H, H);
+  PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* dh = dd.cur();
+    T* dhn = dd.next();
     T* d = dz + t * B * H;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i);
@@ -438,16 +468,13 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int3
     };
     auto matmul = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
-      GemmAcc<T>(B, w, H, d, H, Ut.data() + k0, H, dhn + k0, H);
-      for (int64_t b = 0; b < B; ++b)
-        if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+      CarryGradient<T>(B, H, H, d, H, Ut.data(), len, t, dh, dhn, k0, w);
     };
     team.Run(ch.count, gates);
     team.Run(ch.count, matmul);
-    std::swap(dh, dhn);
+    dd.Swap();
   }
-  CopyRow(dh0, dh, B * H);
+  CopyRow(dh0, dd.cur(), B * H);
 }
 
 // ------------------------------------- GRU -------------------------------------
@@ -458,12 +485,12 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
             const T* bias, const T* U, const T* rb, const T* h0, const int32_t* len, T* hs, T* res,
             T* hT, int64_t rs) {
   const int64_t G = 3 * H;
-  Scratch<T> hbuf(2 * B * H), hp(B * G), sc(B * G), xpb(B * G);
-  std::copy(h0, h0 + B * H, hbuf.begin());
-  T* h = hbuf.data();
-  T* hn = h + B * H;
+  PingPong<T> hh(h0, B * H);
+  Scratch<T> hp(B * G), sc(B * G), xpb(B * G);
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
+    T* h = hh.cur();
+    T* hn = hh.next();
     const T* xt = xs + t * B * F;
     const T* x = xpb.data();
     auto step = [&](int64_t i) {
@@ -510,9 +537,9 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
       }
     };
     team.Run(ch.count, step);
-    std::swap(h, hn);
+    hh.Swap();
   }
-  CopyRow(hT, h, B * H);
+  CopyRow(hT, hh.cur(), B * H);
 }
 
 // d4 [T, B, 4H] = [dr, dz, dn_x, dn_h]: the gradients of the pre-activations r, z, of the n gate's
@@ -523,12 +550,12 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
             const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* d4,
             T* dh0) {
   const int64_t G = 3 * H, G4 = 4 * H;
-  Scratch<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), direct(B * H);
-  std::copy(dhT, dhT + B * H, dbuf.begin());
-  T* dh = dbuf.data();
-  T* dhn = dh + B * H;
+  Scratch<T> Ut = Transpose(U, H, G), direct(B * H);
+  PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* dh = dd.cur();
+    T* dhn = dd.next();
     T* d = d4 + t * B * G4;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
@@ -559,25 +586,22 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
     };
     auto matmul = [&](int64_t i) {  // dh_{t-1} = [dr, dz, dn_h] U^T + z * dh_t
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
-      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
-      GemmAcc<T>(B, w, 2 * H, d, G4, Ut.data() + k0, H, dhn + k0, H);
+      CarryGradient<T>(B, H, 2 * H, d, G4, Ut.data(), len, t, dh, dhn, k0, w);  // [dr, dz] part
+      // + dn_h U_n^T (zero for rows past their length: their d rows are zero), + z * dh_t.
       GemmAcc<T>(B, w, H, d + 3 * H, G4, Ut.data() + 2 * H * H + k0, H, dhn + k0, H);
       for (int64_t b = 0; b < B; ++b) {
-        if (Active(len, b, t)) {
-          ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
-            using X = decltype(u);
-            St(dhn + b * H + k, Ld<X>(dhn + b * H + k) + Ld<X>(direct.data() + b * H + k));
-          });
-        } else {
-          CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
-        }
+        if (!Active(len, b, t)) continue;
+        ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
+          using X = decltype(u);
+          St(dhn + b * H + k, Ld<X>(dhn + b * H + k) + Ld<X>(direct.data() + b * H + k));
+        });
       }
     };
     team.Run(ch.count, gates);
     team.Run(ch.count, matmul);
-    std::swap(dh, dhn);
+    dd.Swap();
   }
-  CopyRow(dh0, dh, B * H);
+  CopyRow(dh0, dd.cur(), B * H);
 }
 
 // ------------------------------------- LSTM ------------------------------------
@@ -589,12 +613,12 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
              const T* bias, const T* U, const T* h0, const T* c0, const int32_t* len, T* hs, T* cs,
              T* acts, T* hT, T* cT, int64_t rs) {
   const int64_t G = 4 * H;
-  Scratch<T> hbuf(2 * B * H), c(c0, c0 + B * H), th(B * H);
-  std::copy(h0, h0 + B * H, hbuf.begin());
-  T* h = hbuf.data();
-  T* hn = h + B * H;
+  PingPong<T> hh(h0, B * H);
+  Scratch<T> c(c0, c0 + B * H), th(B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
+    T* h = hh.cur();
+    T* hn = hh.next();
     T* z = acts + t * rs * B * G;
     const T* x = xs + t * B * F;
     auto step = [&](int64_t i) {
@@ -637,9 +661,9 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
       }
     };
     team.Run(ch.count, step);
-    std::swap(h, hn);
+    hh.Swap();
   }
-  CopyRow(hT, h, B * H);
+  CopyRow(hT, hh.cur(), B * H);
   CopyRow(cT, c.data(), B * H);
 }
 
@@ -650,12 +674,12 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
              const int32_t* len, const T* cs, const T* acts, const T* dhs, const T* dhT,
              const T* dcT, T* dz, T* dh0, T* dc0) {
   const int64_t G = 4 * H;
-  Scratch<T> Ut = Transpose(U, H, G), dbuf(2 * B * H), dc(dcT, dcT + B * H), th(B * H);
-  std::copy(dhT, dhT + B * H, dbuf.begin());
-  T* dh = dbuf.data();
-  T* dhn = dh + B * H;
+  Scratch<T> Ut = Transpose(U, H, G), dc(dcT, dcT + B * H), th(B * H);
+  PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = Tn - 1; t >= 0; --t) {
+    T* dh = dd.cur();
+    T* dhn = dd.next();
     T* d = dz + t * B * G;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
@@ -687,16 +711,13 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
     };
     auto matmul = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
-      GemmAcc<T>(B, w, G, d, G, Ut.data() + k0, H, dhn + k0, H);
-      for (int64_t b = 0; b < B; ++b)
-        if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
+      CarryGradient<T>(B, H, G, d, G, Ut.data(), len, t, dh, dhn, k0, w);
     };
     team.Run(ch.count, gates);
     team.Run(ch.count, matmul);
-    std::swap(dh, dhn);
+    dd.Swap();
   }
-  CopyRow(dh0, dh, B * H);
+  CopyRow(dh0, dd.cur(), B * H);
   CopyRow(dc0, dc.data(), B * H);
 }
 
