@@ -84,6 +84,9 @@ class JaxRunner:
 
 
 # ---- seqjax -------------------------------------------------------------------------------------
+SEQJAX_LABELS = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
+
+
 def seqjax_runner(kind, case, mode, fast=False, **layer_kw):
     from seqjax import nn as snn
     from seqjax.nn import fused
@@ -93,8 +96,7 @@ def seqjax_runner(kind, case, mode, fast=False, **layer_kw):
     prev = fused.is_enabled()
     fused.set_enabled(fast)  # read at trace time, i.e. inside the compile below
     try:
-        label = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[kind]
-        name = f"seqjax {label}" + (" (fused, opt-in)" if fast else "")
+        name = f"seqjax {SEQJAX_LABELS[kind]}" + (" (fused, opt-in)" if fast else "")
         if layer_kw.get("implementation", "scan") != "scan":
             name += f" ({layer_kw['implementation']})"
         return JaxRunner(
@@ -196,37 +198,34 @@ def set_torch_threads():
     return n
 
 
+def _seqjax_rows(kind):
+    """The default layer and the same layer with ``implementation="cpu_kernel"``."""
+    label = f"seqjax {SEQJAX_LABELS[kind]}"
+    return [
+        (label, lambda c, m: seqjax_runner(kind, c, m)),
+        (
+            f"{label} (cpu_kernel)",
+            lambda c, m: seqjax_runner(kind, c, m, implementation="cpu_kernel"),
+        ),
+    ]
+
+
 def implementations(family):
     """(label, builder(case, mode)) for one family; seqjax first, then the peers."""
     if family == "lstm":
-        return [
-            ("seqjax LSTM", lambda c, m: seqjax_runner("lstm", c, m)),
-            (
-                "seqjax LSTM (cpu_kernel)",
-                lambda c, m: seqjax_runner("lstm", c, m, implementation="cpu_kernel"),
-            ),
+        return _seqjax_rows("lstm") + [
             ("Flax nn.RNN(OptimizedLSTMCell)", lambda c, m: flax_runner("OptimizedLSTMCell", c, m)),
             ("Flax nn.RNN(LSTMCell)", lambda c, m: flax_runner("LSTMCell", c, m)),
             ("PyTorch nn.LSTM", lambda c, m: torch_runner("lstm", c, m)),
             ("Keras 3 LSTM (JAX)", keras_runner),
         ]
     if family == "rnn":
-        return [
-            ("seqjax SimpleRNN", lambda c, m: seqjax_runner("rnn", c, m)),
-            (
-                "seqjax SimpleRNN (cpu_kernel)",
-                lambda c, m: seqjax_runner("rnn", c, m, implementation="cpu_kernel"),
-            ),
+        return _seqjax_rows("rnn") + [
             ("Flax nn.RNN(SimpleCell)", lambda c, m: flax_runner("SimpleCell", c, m)),
             ("PyTorch nn.RNN", lambda c, m: torch_runner("rnn", c, m)),
         ]
     if family == "gru":
-        return [
-            ("seqjax GRU", lambda c, m: seqjax_runner("gru", c, m)),
-            (
-                "seqjax GRU (cpu_kernel)",
-                lambda c, m: seqjax_runner("gru", c, m, implementation="cpu_kernel"),
-            ),
+        return _seqjax_rows("gru") + [
             ("Flax nn.RNN(GRUCell)", lambda c, m: flax_runner("GRUCell", c, m)),
             ("PyTorch nn.GRU", lambda c, m: torch_runner("gru", c, m)),
         ]
