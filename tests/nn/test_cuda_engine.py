@@ -231,7 +231,7 @@ def test_check_grads_float64(with_lengths):
         check_grads(loss, (variables, x, carry), order=1, modes=["rev"])
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     b=st.integers(1, 4),
     t=st.integers(1, 6),
