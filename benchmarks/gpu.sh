@@ -121,7 +121,7 @@ def seqjax_engine_peer(case):
     from seqjax.nn.engines import cuda
 
     layer = LSTM(case[3], implementation="scan")
-    b, h = case[0], case[3]
+    b = case[0]
 
     def apply(p, x):
         carry = layer.initial_carry(b, x.dtype)

@@ -82,12 +82,17 @@ def _assert_tree_close(a, b, tol):
 def _compare_with_scan(b, t, f, h, seq_lengths, tol=2e-5, lstm_fn=cuda.reference_lstm, **kw):
     layer, variables, x, carry = _setup(b, t, f, h, **kw)
     engine, scan = _engine(layer, lstm_fn), _scan(layer)
-    out_e = jax.jit(engine)(variables, x, carry, seq_lengths)
-    out_s = scan(variables, x, carry, seq_lengths)
+
+    @jax.jit  # one compilation for both implementations, outputs and gradients
+    def both(variables, x, carry):
+        def run(fn):
+            grads = jax.grad(_loss(fn, seq_lengths), argnums=(0, 1, 2))(variables, x, carry)
+            return fn(variables, x, carry, seq_lengths), grads
+
+        return run(engine), run(scan)
+
+    (out_e, grads_e), (out_s, grads_s) = both(variables, x, carry)
     _assert_tree_close(out_e, out_s, tol)
-    grad = lambda fn: jax.grad(_loss(fn, seq_lengths), argnums=(0, 1, 2))
-    grads_e = jax.jit(grad(engine))(variables, x, carry)
-    grads_s = grad(scan)(variables, x, carry)
     _assert_tree_close(grads_e, grads_s, 10 * tol)
     return out_e, grads_e
 
@@ -295,6 +300,17 @@ def test_error_names_the_scan_when_not_on_a_gpu(monkeypatch):
     layer, variables, x, carry = _setup(2, 3, 2, 3)
     with pytest.raises(ValueError, match=r"'tpu'.*implementation='scan'"):
         cuda.run_layer(layer, variables["params"], carry, jnp.swapaxes(x, 0, 1), None)
+
+
+@pytest.mark.parametrize(
+    "kw, dtype, match",
+    [({"use_peepholes": True}, np.float32, "use_peepholes"), ({}, np.float64, "float64")],
+)
+def test_run_layer_refuses_what_cudnn_does_not_cover(kw, dtype, match):
+    with jax.enable_x64(dtype == np.float64):
+        layer, variables, x, carry = _setup(2, 3, 2, 3, dtype=dtype, param_dtype=dtype, **kw)
+        with pytest.raises(ValueError, match=rf"does not cover .*{match}.*implementation='scan'"):
+            cuda.run_layer(layer, variables["params"], carry, jnp.swapaxes(x, 0, 1), None)
 
 
 def test_real_cudnn_or_a_clear_error():

@@ -294,12 +294,18 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths, *, lstm_fn: LstmFn | Non
     Same contract as :func:`seqjax.nn.recurrence.scan_recurrence` (``reverse`` from the layer,
     outputs past a row's length zero, the carry at each row's last valid step). ``lstm_fn``
     replaces ``rnn.lstm`` (e.g. :func:`reference_lstm` to run the same pipeline on CPU); with the
-    default, a ValueError naming ``implementation='scan'`` is raised unless JAX's default backend
-    is a CUDA GPU.
+    default, a ValueError naming ``implementation='scan'`` is raised for what :func:`unsupported`
+    lists and unless JAX's default backend is a CUDA GPU.
     """
     from seqjax.nn.lstm import LSTMCarry
 
     if lstm_fn is None:
+        why = unsupported(layer, xs_tm.dtype)
+        if why:
+            raise ValueError(
+                f"{type(layer).__name__}: implementation='cudnn' does not cover {', '.join(why)}; "
+                "use implementation='scan'."
+            )
         reason = unavailable_reason()
         if reason is not None:
             raise ValueError(
