@@ -159,6 +159,7 @@ def torch_peer(case):
 
     t0 = time.perf_counter()
     step()
+    step.device = "cuDNN" if dev == "cuda" else "CPU: torch has no CUDA here"
     return step, time.perf_counter() - t0
 
 
@@ -203,6 +204,8 @@ def time_peer(peer, case_name, steps, round_):
             step()
             times.append(time.perf_counter() - t0)
         row["times_ms"] = [1e3 * s for s in times]
+        if hasattr(step, "device"):
+            row["label"] += f" ({step.device})"
         if hasattr(step, "flops"):
             row["flops"] = step.flops
     except Exception as exc:  # a peer that cannot run is reported, the others still run
