@@ -246,7 +246,7 @@ def unsupported(layer, dtype, *, hidden_offsets: bool = False) -> list[str]:
     if not isinstance(layer, LSTM):
         why.append(f"{cls.__name__} (the cuDNN engine covers the LSTM only)")
     else:
-        if cls._step_fn is not LSTM._step_fn:
+        if getattr(cls, "_step_fn", None) is not getattr(LSTM, "_step_fn", None):
             why.append(f"{cls.__name__}'s own step function")
         if layer.use_peepholes:
             why.append("use_peepholes=True")
@@ -288,6 +288,12 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _input_bias(layer, params):
+    """The bias added to ``x_t W`` (the layer's hook if it has one, else ``params["bias"]``)."""
+    hook = getattr(layer, "_input_bias", None)
+    return params["bias"] if hook is None else hook(params)
+
+
 def run_layer(layer, params, carry, xs_tm, seq_lengths, *, lstm_fn: LstmFn | None = None):
     """The layer's recurrence through cuDNN: ``xs_tm [T, B, F]`` -> ``(LSTMCarry, hs [T, B, H])``.
 
@@ -316,7 +322,7 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths, *, lstm_fn: LstmFn | Non
     h, c, hs = lstm_time_major(
         params["kernel"],
         params["recurrent_kernel"],
-        layer._input_bias(params),
+        _input_bias(layer, params),
         carry.hidden,
         carry.cell,
         xs_tm,
