@@ -42,13 +42,22 @@ myst_heading_anchors = 3
 # resolved without their inventories, which an offline build does not fetch: only those are let go.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(jax|jaxlib|flax|optax|numpy|np|jnp|orbax|keras|torch|tensorflow_datasets|tfds|ml_collections|tensorboardX|h5py|collections|typing|abc|collections\.abc|pathlib|enum|os|types|concurrent|functools|dataclasses|re)(\..*)?"),
+    (
+        r"py:.*",
+        r"(jax|jaxlib|flax|optax|numpy|np|jnp|orbax|keras|torch|tensorflow_datasets|tfds|ml_collections|tensorboardX|h5py|collections|typing|abc|collections\.abc|pathlib|enum|os|types|concurrent|functools|dataclasses|re)(\..*)?",
+    ),
     # Module constants that docstrings name (not public names, so not on the pages):
     (r"py:data", r"seqjax\.train\.losses\.POINTWISE|seqjax\.models\.mobilenet_v2\.BLOCKS"),
     # Private type aliases in signatures (documented where they are defined, not public names):
     (r"py:.*", r"(seqjax\.[\w.]+\.)?(Activation|ArrayTree|Label)"),
-    (r"py:.*", r"(Array|ArrayLike|Callable|Sequence|Mapping|Iterator|Iterable|Any|PRNGKey|PathLike|Path|ndarray|Module|NamedSharding|Mesh|PyTree|DTypeLike|Shape|Dtype|Initializer)"),
-    (r"py:.*", r"(int|float|str|bool|tuple|list|dict|None|object|type|bytes|Exception|ValueError|UserWarning|NamedTuple)"),
+    (
+        r"py:.*",
+        r"(Array|ArrayLike|Callable|Sequence|Mapping|Iterator|Iterable|Any|PRNGKey|PathLike|Path|ndarray|Module|NamedSharding|Mesh|PyTree|DTypeLike|Shape|Dtype|Initializer)",
+    ),
+    (
+        r"py:.*",
+        r"(int|float|str|bool|tuple|list|dict|None|object|type|bytes|Exception|ValueError|UserWarning|NamedTuple)",
+    ),
 ]
 suppress_warnings = ["myst.header"]  # benchmarks/README.md jumps heading levels; it reads fine
 

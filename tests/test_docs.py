@@ -75,8 +75,12 @@ def test_math_and_scripts_are_served_offline(site):
     remote = []
     for page in site.rglob("*.html"):
         text = page.read_text()
-        remote += [(page.name, src) for src in re.findall(r'<script[^>]+src="(https?:[^"]+)"', text)]
-        remote += [(page.name, href) for href in re.findall(r'<link[^>]+href="(https?:[^"]+)"', text)]
+        remote += [
+            (page.name, src) for src in re.findall(r'<script[^>]+src="(https?:[^"]+)"', text)
+        ]
+        remote += [
+            (page.name, href) for href in re.findall(r'<link[^>]+href="(https?:[^"]+)"', text)
+        ]
     assert not remote, f"pages load from the network: {remote[:5]}"
     nn_page = (site / "api" / "nn.html").read_text()
     assert "_static/mathjax/tex-chtml.js" in nn_page

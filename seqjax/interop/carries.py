@@ -40,7 +40,11 @@ def _levels(module: nn.Module) -> list[nn.Module]:
 def _directions(level: nn.Module) -> list[RecurrentLayer]:
     if isinstance(level, Bidirectional):
         return [level.layer, level.backward_layer or level.layer]
-    return [level]
+    if isinstance(level, RecurrentLayer):
+        return [level]
+    raise TypeError(
+        f"expected a seqjax recurrent layer or Bidirectional; got {type(level).__name__}."
+    )
 
 
 def _pack(module: nn.Module, per_level: list[Any]) -> Any:

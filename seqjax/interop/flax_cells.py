@@ -108,7 +108,8 @@ def to_flax_cell(module: nn.Module, variables: Variables) -> tuple[nn.Module, Va
                 "to_flax_cell: LSTM cell_activation and output_activation differ; Flax's "
                 "activation_fn is both."
             )
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
+        cell: nn.Module
         for i, g in enumerate("ifgo"):
             out[f"i{g}"] = {"kernel": block(p["kernel"], i)}
             out[f"h{g}"] = {"kernel": block(p["recurrent_kernel"], i), "bias": block(p["bias"], i)}

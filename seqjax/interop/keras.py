@@ -261,6 +261,7 @@ def _from_rnn(keras: Any, layer: Any) -> tuple[RecurrentLayer, dict[str, Any]]:
     params = gates.keras_to_seqjax(kind, _numpy(cell.kernel), _numpy(cell.recurrent_kernel), bias)
     units = int(cell.units)
     reverse = bool(layer.go_backwards)
+    module: RecurrentLayer
     if kind == "lstm":
         module = LSTM(
             units, reverse=reverse, cell_activation=activation, output_activation=activation

@@ -85,7 +85,8 @@ def mobilenet_v2_from_keras(keras_model: Any) -> tuple[MobileNetV2, dict[str, An
     alpha = _infer_alpha(keras_model.name, signature)
 
     include_top = "predictions" in layers
-    classes, activation, pooling = 1000, "softmax", None
+    classes, pooling = 1000, None
+    activation: str | None = "softmax"
     if include_top:
         top = layers["predictions"]
         classes = int(top.units)

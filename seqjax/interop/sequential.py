@@ -109,7 +109,8 @@ class GlobalPool1D(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        fn = {"mean": jnp.mean, "max": jnp.max}[self.op]
+        ops: dict[str, Callable[..., Any]] = {"mean": jnp.mean, "max": jnp.max}
+        fn = ops[self.op]
         return fn(x, axis=1, keepdims=self.keepdims)
 
 
@@ -164,7 +165,7 @@ class Sequential(nn.Module):
                 f"Sequential: initial_carry must hold one carry per recurrent layer "
                 f"({len(recurrent)}); got {len(initial_carry)}."
             )
-        carries = []
+        carries: list[Any] = []
         x = inputs
         for i, (layer, mode) in enumerate(zip(self.layers, modes, strict=True)):
             if is_recurrent(layer):

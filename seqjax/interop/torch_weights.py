@@ -102,7 +102,8 @@ def from_torch(module: Any) -> tuple[nn.Module, Variables]:
         )
         return {k: jnp.asarray(v) for k, v in params.items()}
 
-    layers, layer_params = [], []
+    layers: list[nn.Module] = []
+    layer_params: list[dict[str, Any]] = []
     for k in range(module.num_layers):
         fwd = _make_layer(kind, features, relu=relu, time_major=time_major, reverse=False)
         if directions == 2:
