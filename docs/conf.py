@@ -8,7 +8,9 @@ subpackage's ``__all__``, so that every public name is documented and none can b
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import pkgutil
 import re
 import sys
@@ -63,11 +65,10 @@ suppress_warnings = ["myst.header"]  # benchmarks/README.md jumps heading levels
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"show-inheritance": False}  # members: listed per class below
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-napoleon_use_ivar = True  # "Attributes:" as a field list: no second entry beside autodoc's own
 autodoc_inherit_docstrings = False  # no Flax Module internals (setup, ...) on our pages
 
 html_theme = "sphinx_book_theme"
@@ -105,10 +106,11 @@ def api_page(name: str) -> str:
         obj = getattr(module, public)
         if isinstance(obj, type):
             directive = "autoexception" if issubclass(obj, BaseException) else "autoclass"
-        elif callable(obj):
-            directive = "autofunction"
-        else:
-            directive = "autodata"
+            members = class_members(obj)
+            option = f"   :members: {', '.join(members)}" if members else "   :no-members:"
+            lines += [f".. {directive}:: {public}", option, ""]
+            continue
+        directive = "autofunction" if callable(obj) else "autodata"
         lines += [f".. {directive}:: {public}", ""]
     # The modules inside the subpackage, as link targets for :mod: (their public names are above).
     taken = {f"seqjax.{name}.{public}" for public in module.__all__}
@@ -125,6 +127,33 @@ def api_page(name: str) -> str:
         lines += [""]
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def class_members(cls: type) -> list[str]:
+    """The documented methods and properties of a seqjax class, its own and inherited.
+
+    Not its fields (a dataclass's or a NamedTuple's, e.g. a Flax module's ``activation = jnp.tanh``
+    default): those are in the signature and the docstring's "Attributes" section already.
+    """
+    fields = (
+        {f.name for f in dataclasses.fields(cls)}
+        if dataclasses.is_dataclass(cls)
+        else set(getattr(cls, "_fields", ()))
+    )
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("seqjax."):
+            continue
+        for name, value in vars(klass).items():
+            if name in fields or name in names or (name.startswith("_") and name != "__call__"):
+                continue
+            function = getattr(value, "__func__", value)
+            if isinstance(value, property):
+                function = value.fget
+            if not (inspect.isfunction(function) and function.__doc__):
+                continue
+            names.append(name)
+    return names
 
 
 def synopsis(module_name: str) -> str:

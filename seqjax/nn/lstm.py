@@ -78,12 +78,12 @@ class LSTM(RecurrentLayer):
 
     .. math::
 
-        i_t &= \sigma(z_{i,t} + p_i \odot c_{t-1}) && \text{input gate} \\
-        f_t &= \sigma(z_{f,t} + p_f \odot c_{t-1}) && \text{forget gate} \\
-        g_t &= \tanh(z_{g,t}) && \text{input activation} \\
-        c_t &= f_t \odot c_{t-1} + i_t \odot g_t && \text{cell state} \\
-        o_t &= \sigma(z_{o,t} + p_o \odot c_t) && \text{output gate} \\
-        h_t &= o_t \odot \tanh(c_t) && \text{output}
+        i_t &= \sigma(z_{i,t} + p_i \odot c_{t-1}) && \quad \text{input gate} \\
+        f_t &= \sigma(z_{f,t} + p_f \odot c_{t-1}) && \quad \text{forget gate} \\
+        g_t &= \tanh(z_{g,t}) && \quad \text{input activation} \\
+        c_t &= f_t \odot c_{t-1} + i_t \odot g_t && \quad \text{cell state} \\
+        o_t &= \sigma(z_{o,t} + p_o \odot c_t) && \quad \text{output gate} \\
+        h_t &= o_t \odot \tanh(c_t) && \quad \text{output}
 
     The peephole terms :math:`p` are present only with ``use_peepholes=True``;
     ``cell_activation`` replaces the tanh of :math:`g_t`, ``output_activation`` that of
@@ -98,16 +98,17 @@ class LSTM(RecurrentLayer):
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from seqjax.nn import LSTM
-        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> x = jnp.ones((2, 5, 3))  # [batch, time, features]
         >>> layer = LSTM(features=4)
         >>> variables = layer.init(jax.random.key(0), x)
         >>> jax.tree.map(jnp.shape, variables["params"])
         {'bias': (16,), 'kernel': (3, 16), 'recurrent_kernel': (4, 16)}
-        >>> carry, ys = layer.apply(variables, x)                   # zero initial carry
+        >>> carry, ys = layer.apply(variables, x)  # from a zero carry
         >>> ys.shape, carry.cell.shape, carry.hidden.shape
         ((2, 5, 4), (2, 4), (2, 4))
-        >>> carry, ys = layer.apply(variables, x, initial_carry=carry)  # continue the streams
-        >>> carry, ys = layer.apply(variables, x, seq_lengths=jnp.array([5, 2]))  # padded rows
+        >>> carry, ys = layer.apply(variables, x, initial_carry=carry)  # continue
+        >>> lengths = jnp.array([5, 2])  # row 1 is right-padded after 2 steps
+        >>> carry, ys = layer.apply(variables, x, seq_lengths=lengths)
         >>> bool((ys[1, 2:] == 0).all()), bool(jnp.allclose(carry.hidden[1], ys[1, 1]))
         (True, True)
 
