@@ -15,15 +15,11 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("html")
+def build_site(out: pathlib.Path) -> pathlib.Path:
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d"]
     cmd += [str(out / ".doctrees"), str(DOCS), str(out)]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -40,7 +36,7 @@ def _subpackages_with_all():
     return conf.public_subpackages()
 
 
-def test_every_public_name_has_an_entry(site):
+def _check_every_public_name_has_an_entry(site):
     subpackages = _subpackages_with_all()
     assert {"nn", "data", "train", "diagnostics", "interop", "transfer", "models"} <= set(
         subpackages
@@ -57,7 +53,7 @@ def test_every_public_name_has_an_entry(site):
     assert not missing, f"public names without an entry on the API pages: {missing}"
 
 
-def test_lstm_page_has_equations_parameters_and_example(site):
+def _check_lstm_page_has_equations_parameters_and_example(site):
     page = (site / "api" / "nn.html").read_text()
     start = page.index('id="seqjax.nn.LSTM"')
     end = page.find('<dl class="py class">', start)  # the next class on the page
@@ -69,7 +65,7 @@ def test_lstm_page_has_equations_parameters_and_example(site):
     assert "&gt;&gt;&gt;" in lstm and "seq_lengths" in lstm  # the runnable example
 
 
-def test_math_and_scripts_are_served_offline(site):
+def _check_math_and_scripts_are_served_offline(site):
     assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
     fonts = list((site / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff"))
     assert fonts, "MathJax's fonts must be copied into the site"
@@ -87,7 +83,7 @@ def test_math_and_scripts_are_served_offline(site):
     assert "_static/mathjax/tex-chtml.js" in nn_page
 
 
-def test_results_and_benchmark_pages_show_their_content(site):
+def _check_results_and_benchmark_pages_show_their_content(site):
     results = (site / "results.html").read_text()
     figures = sorted(p.name for p in (DOCS / "figures").glob("*.png"))
     assert figures
@@ -99,6 +95,16 @@ def test_results_and_benchmark_pages_show_their_content(site):
     index = (site / "index.html").read_text()
     for target in ("getting-started.html", "api/index.html", "results.html", "benchmarks.html"):
         assert f'href="{target}' in index, target
+
+
+def test_site_builds_offline_and_shows_what_it_must(tmp_path):
+    # One build (about 20 s), then every check on its pages: under `pytest -n 2` the checks stay
+    # in this one test, so the site is not built once per worker.
+    site = build_site(tmp_path / "html")
+    _check_every_public_name_has_an_entry(site)
+    _check_lstm_page_has_equations_parameters_and_example(site)
+    _check_math_and_scripts_are_served_offline(site)
+    _check_results_and_benchmark_pages_show_their_content(site)
 
 
 def test_getting_started_examples_run():

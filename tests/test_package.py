@@ -1,4 +1,4 @@
-"""``import seqjax`` is light: no TensorFlow, Keras or PyTorch; subpackages load on first use."""
+"""The package: `import seqjax` is light, and the built sdist and wheel hold what they must.
 
 import os
 import pathlib
@@ -7,8 +7,6 @@ import sys
 import tarfile
 import textwrap
 import zipfile
-
-import pytest
 
 
 def test_import_needs_no_heavy_frameworks():
@@ -48,9 +46,7 @@ def test_readme_example_runs():
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
+def build_dists(out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     build = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
         capture_output=True,
@@ -70,7 +66,7 @@ def _source_files(folder: str) -> set[str]:
     return set(listed.stdout.split())
 
 
-def test_twine_check_passes(dists):
+def _check_twine_check_passes(dists):
     check = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict", *map(str, dists)],
         capture_output=True,
@@ -79,7 +75,7 @@ def test_twine_check_passes(dists):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_wheel_holds_seqjax_only(dists):
+def _check_wheel_holds_seqjax_only(dists):
     import seqjax
 
     wheel, _ = dists
@@ -103,7 +99,7 @@ def test_wheel_holds_seqjax_only(dists):
     assert "Apache-2.0" in metadata and "License-File: LICENSE" in metadata
 
 
-def test_sdist_holds_the_license_and_the_kernel_source(dists):
+def _check_sdist_holds_the_license_and_the_kernel_source(dists):
     _, sdist = dists
     with tarfile.open(sdist) as archive:
         names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
@@ -131,7 +127,7 @@ def _run_outside(python: pathlib.Path, code: str, cwd: pathlib.Path) -> subproce
     )
 
 
-def test_wheel_installs_seqjax_and_not_experiments(dists, tmp_path):
+def _check_wheel_installs_seqjax_and_not_experiments(dists, tmp_path):
     wheel, _ = dists
     python = _venv(tmp_path / "bare", wheel, system_site_packages=False)
     elsewhere = tmp_path / "elsewhere"  # not the repository: its folders are not on the path
@@ -156,7 +152,7 @@ def test_wheel_installs_seqjax_and_not_experiments(dists, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_installed_wheel_runs_a_layer_and_ships_the_kernel_source(dists, tmp_path):
+def _check_installed_wheel_runs_a_layer_and_ships_the_kernel_source(dists, tmp_path):
     # With the system's jax/flax (--system-site-packages), the installed seqjax must work.
     wheel, _ = dists
     venv = tmp_path / "with-deps"
@@ -179,3 +175,14 @@ def test_installed_wheel_runs_a_layer_and_ships_the_kernel_source(dists, tmp_pat
         tmp_path,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_sdist_and_wheel_build_check_and_install(tmp_path):
+    # One build (an isolated `python -m build`), then every check: under `pytest -n 2` they stay
+    # in this one test, so the distributions are not built once per worker.
+    dists = build_dists(tmp_path / "dist")
+    _check_twine_check_passes(dists)
+    _check_wheel_holds_seqjax_only(dists)
+    _check_sdist_holds_the_license_and_the_kernel_source(dists)
+    _check_wheel_installs_seqjax_and_not_experiments(dists, tmp_path)
+    _check_installed_wheel_runs_a_layer_and_ships_the_kernel_source(dists, tmp_path)
