@@ -1,4 +1,4 @@
-"""The package: `import seqjax` is light, and the built sdist and wheel hold what they must.
+"""The package: `import seqjax` is light; the built sdist and wheel hold what they must."""
 
 import os
 import pathlib
