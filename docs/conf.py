@@ -8,6 +8,7 @@ subpackage's ``__all__``, so that every public name is documented and none can b
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import inspect
@@ -158,7 +159,10 @@ def class_members(cls: type) -> list[str]:
 
 def synopsis(module_name: str) -> str:
     """The first sentence of a module's docstring, with roles shown as plain code."""
-    doc = (importlib.import_module(module_name).__doc__ or "").strip()
+    # Read from the source, not imported: a module may need an optional extra (TFDS builders).
+    path = ROOT.joinpath(*module_name.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    doc = (ast.get_docstring(ast.parse(path.read_text())) or "").strip()
     first = re.split(r"(?<=\.)\s|\n\n", doc, maxsplit=1)[0].replace("\n", " ").rstrip(":")
     return re.sub(r":[\w:]+:`~?([^`]+)`", r"``\1``", first)
 
