@@ -107,6 +107,17 @@ def test_site_builds_offline_and_shows_what_it_must(tmp_path):
     _check_results_and_benchmark_pages_show_their_content(site)
 
 
+def test_no_inventory_is_fetched():
+    sys.path.insert(0, str(DOCS))
+    try:
+        conf = importlib.import_module("conf")
+    finally:
+        sys.path.remove(str(DOCS))
+    assert "sphinx.ext.intersphinx" not in conf.extensions
+    assert "sphinx-mathjax-offline" in conf.extensions  # MathJax from the site, not a CDN
+    assert conf.nitpicky  # a broken cross-reference is a warning, so an error with -W
+
+
 def test_getting_started_examples_run():
     failed, attempted = doctest.testfile(
         str(DOCS / "getting-started.md"),
