@@ -42,6 +42,15 @@ def check_finite(array: np.ndarray, name: str = "series") -> None:
 
     Integer and boolean arrays are always finite. The index is the full index tuple in
     ``array`` (for a ``[time, features]`` series: ``(time, feature)``).
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import check_finite
+        >>> check_finite(np.array([1.0, 2.0]))                     # finite: returns None
+        >>> check_finite(np.array([1.0, np.inf]), name="prices")
+        Traceback (most recent call last):
+            ...
+        ValueError: prices must be finite, but contains inf at index 1 ...
     """
     if array.dtype.kind not in "fc":
         return
@@ -80,6 +89,16 @@ def as_series(
 
     Returns:
       The array, with its original dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import as_series
+        >>> as_series([1.0, 2.0, 3.0])
+        array([1., 2., 3.])
+        >>> as_series(np.zeros((2, 2, 2)))
+        Traceback (most recent call last):
+            ...
+        ValueError: series must have rank 1 ([time]) or rank 2 ([time, features]), got rank 3 ...
     """
     if nan_policy not in ("raise", "propagate"):
         raise ValueError(f"nan_policy must be 'raise' or 'propagate', got {nan_policy!r}")

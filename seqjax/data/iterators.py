@@ -91,6 +91,16 @@ def stateful_iterator(
     Yields:
       ``{"inputs": [B, S, F], "targets": [B, S, K], "mask": [B, S] bool,
       "seq_lengths": [B] int32 (all S), "reset": [B] bool}``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import stateful_iterator
+        >>> batches = list(stateful_iterator(np.arange(13.0), batch_size=2, timesteps=3))
+        >>> len(batches), sorted(batches[0])
+        (2, ['inputs', 'mask', 'reset', 'seq_lengths', 'targets'])
+        >>> batches[1]["inputs"][:, :, 0]                          # row j goes on from batch 0's row j
+        array([[ 3.,  4.,  5.],
+               [ 9., 10., 11.]])
     """
     inputs, targs = stateful_batches(
         series,
@@ -142,6 +152,16 @@ def series_iterator(
     Yields:
       ``{"inputs": [B, S, F], "targets": [B, S, K], "mask": [B, S] bool,
       "seq_lengths": [B] int32, "reset": [B] bool}``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import series_iterator
+        >>> series = [np.arange(5.0), np.arange(3.0)]
+        >>> batches = list(series_iterator(series, batch_size=2, timesteps=2, shuffle=False))
+        >>> len(batches), batches[0]["inputs"].shape
+        (2, (2, 2, 1))
+        >>> [b["seq_lengths"].tolist() for b in batches]
+        [[2, 2], [2, 0]]
     """
     for epoch in _epochs(num_epochs):
         sb = series_batches(
@@ -188,6 +208,13 @@ def minibatches(
     Yields:
       ``{key: [B, ...] for key in arrays}`` plus ``"mask"``: ``[B]`` bool row validity (or
       the given mask's shape).
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import minibatches
+        >>> arrays = {"inputs": np.zeros((5, 4, 1)), "targets": np.zeros((5, 1))}
+        >>> [batch["inputs"].shape for batch in minibatches(arrays, batch_size=2, seed=0)]
+        [(2, 4, 1), (2, 4, 1), (2, 4, 1)]
     """
     batch_size = check_positive_int("batch_size", batch_size)
     data = {k: np.asarray(v) for k, v in arrays.items()}

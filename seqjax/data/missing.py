@@ -23,6 +23,12 @@ def interpolate_missing(series: np.ndarray, method: str = "linear") -> np.ndarra
 
     Raises:
       ValueError: an unknown method, or a feature that is NaN at every step.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import interpolate_missing
+        >>> interpolate_missing(np.array([1.0, np.nan, 3.0, np.nan]))
+        array([1., 2., 3., 3.])
     """
     if method not in ("linear", "ffill"):
         raise ValueError(f"method must be 'linear' or 'ffill', got {method!r}")

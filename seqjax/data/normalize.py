@@ -52,6 +52,17 @@ def standardize_batch(
     Returns:
       ``(standardised, mean, std)``; ``mean`` and ``std`` keep the reduced axes with size 1,
       so ``standardised * std + mean`` restores ``batch`` (on unmasked entries).
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import standardize_batch
+        >>> batch = np.array([[1.0, 3.0], [5.0, 7.0]])
+        >>> z, mean, scale = standardize_batch(batch)
+        >>> z
+        array([[-1., -1.],
+               [ 1.,  1.]])
+        >>> mean, scale                                            # reduced axes kept: z * scale + mean
+        (array([[3., 5.]]), array([[2., 2.]]))
     """
     x = np.asarray(batch)
     if x.dtype.kind not in "biuf":
@@ -93,6 +104,19 @@ class Standardizer:
     Attributes:
       mean_: ``[features]`` (or ``[]`` for a rank-1 fit), float64.
       scale_: ``[features]`` standard deviations, floored at ``eps``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import Standardizer
+        >>> train = np.array([[1.0, 10.0], [3.0, 30.0]])           # [time, features]
+        >>> scaler = Standardizer().fit(train)                     # statistics of the training part only
+        >>> scaler.mean_, scaler.scale_
+        (array([ 2., 20.]), array([ 1., 10.]))
+        >>> scaler.transform(np.array([[2.0, 50.0]]))
+        array([[0., 3.]])
+        >>> scaler.inverse_transform(scaler.transform(train))
+        array([[ 1., 10.],
+               [ 3., 30.]])
     """
 
     def __init__(self, eps: float = 1e-8):
@@ -146,7 +170,7 @@ class Standardizer:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The fitted statistics, e.g. to store next to a checkpoint."""
-        if self.mean_ is None:
+        if self.mean_ is None or self.scale_ is None:
             raise ValueError("Standardizer is not fitted: call fit(train) first")
         return {"mean": self.mean_.copy(), "scale": self.scale_.copy()}
 

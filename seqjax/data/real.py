@@ -85,6 +85,14 @@ def load_msft(columns: tuple[str, ...] = MSFT_COLUMNS) -> TimeSeries:
     The lecture's own example. ``values`` is ``[7983, len(columns)]`` float64 (default
     columns Open, High, Low, Close, Volume; the all-zero ``OpenInt`` is left out), ``time``
     ``datetime64[D]`` trading days from 1986-03-13 to 2017-11-10.
+
+    Example:
+        >>> from seqjax.data import load_msft
+        >>> msft = load_msft()                                     # offline: the file pmdarima ships
+        >>> msft.values.shape, msft.columns
+        ((7983, 5), ('Open', 'High', 'Low', 'Close', 'Volume'))
+        >>> str(msft.time[0]), str(msft.time[-1])
+        ('1986-03-13', '2017-11-10')
     """
     datasets = _require("pmdarima.datasets", "load_msft")
     frame = datasets.load_msft()
@@ -105,6 +113,11 @@ def load_sunspots(frequency: str = "monthly") -> TimeSeries:
     ``frequency="monthly"``: ``pmdarima.datasets.load_sunspots``, ``[2820]`` months from
     1749-01 to 1983-12 (``time`` ``datetime64[M]``). ``frequency="yearly"``:
     ``statsmodels.datasets.sunspots``, ``[309]`` years 1700..2008 (``datetime64[Y]``).
+
+    Example:
+        >>> from seqjax.data import load_sunspots
+        >>> load_sunspots().values.shape, load_sunspots("yearly").values.shape
+        ((2820,), (309,))
     """
     if frequency == "monthly":
         datasets = _require("pmdarima.datasets", "load_sunspots")
@@ -141,6 +154,15 @@ def load_co2(fill: str | None = None) -> TimeSeries:
     visible); ``fill="linear"`` or ``"ffill"`` fills them with
     :func:`seqjax.data.interpolate_missing`. ``time`` is ``datetime64[D]``, 1958-03-29 to
     2001-12-29.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import load_co2
+        >>> co2 = load_co2()
+        >>> co2.values.shape, int(np.isnan(co2.values).sum())     # weekly, with gaps
+        ((2284,), 59)
+        >>> int(np.isnan(load_co2(fill="linear").values).sum())
+        0
     """
     datasets = _require("statsmodels.datasets.co2", "load_co2")
     frame = datasets.load_pandas().data
@@ -155,7 +177,14 @@ def load_co2(fill: str | None = None) -> TimeSeries:
 
 def load_nile() -> TimeSeries:
     """Yearly flow volume of the Nile at Aswan, ``[100]`` years 1871..1970
-    (``statsmodels.datasets.nile``)."""
+    (``statsmodels.datasets.nile``).
+
+    Example:
+        >>> from seqjax.data import load_nile
+        >>> nile = load_nile()
+        >>> nile.values.shape, nile.frequency
+        ((100,), 'yearly')
+    """
     datasets = _require("statsmodels.datasets.nile", "load_nile")
     frame = datasets.load_pandas().data
     values = frame["volume"].to_numpy(dtype=np.float64)
@@ -164,7 +193,15 @@ def load_nile() -> TimeSeries:
 
 
 def load_series(name: str) -> TimeSeries:
-    """Loads one of ``REAL_DATASETS`` by name (co2 with its NaN)."""
+    """Loads one of ``REAL_DATASETS`` by name (co2 with its NaN).
+
+    Example:
+        >>> from seqjax.data import REAL_DATASETS, load_series
+        >>> sorted(REAL_DATASETS)
+        ['co2', 'msft', 'nile', 'sunspots_monthly', 'sunspots_yearly']
+        >>> load_series("nile").values.shape
+        (100,)
+    """
     loaders = {
         "msft": load_msft,
         "sunspots_monthly": lambda: load_sunspots("monthly"),

@@ -138,6 +138,20 @@ def series_batches(
       ValueError: bad ``B``/``S``, an empty list, a series with fewer than 2 steps
         (1 with explicit targets), mismatched feature counts or target lengths, wrong
         rank, NaN/inf with ``nan_policy="raise"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import series_batches
+        >>> series = [np.arange(5.0), np.arange(3.0)]              # two series of ragged lengths
+        >>> out = series_batches(series, batch_size=2, timesteps=2, shuffle=False)
+        >>> out.inputs.shape                                       # [num_batches, batch, timesteps, features]
+        (2, 2, 2, 1)
+        >>> out.seq_lengths                                        # valid steps of each row, per batch
+        array([[2, 2],
+               [2, 0]], dtype=int32)
+        >>> out.reset                                              # a row whose stream starts here
+        array([[ True,  True],
+               [False,  True]])
     """
     batch_size = check_positive_int("batch_size", batch_size)
     timesteps = check_positive_int("timesteps", timesteps)

@@ -38,7 +38,7 @@ class DataSource(Protocol):
     def __getitem__(self, index: int) -> Mapping[str, Any]: ...
 
 
-def _read(source: DataSource, indices: Sequence[int]) -> list[Mapping[str, Any]]:
+def _read(source: DataSource, indices: Sequence[int] | np.ndarray) -> list[Mapping[str, Any]]:
     getitems = getattr(source, "__getitems__", None)
     if getitems is not None:
         return list(getitems([int(i) for i in indices]))
@@ -52,6 +52,13 @@ def source_series(
 
     Returns:
       ``[np.ndarray]``, one ``[time_i, ...]`` array per record.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import source_series
+        >>> source = [{"values": np.arange(3.0)}, {"values": np.arange(5.0)}]   # any len() + [i] -> dict
+        >>> [s.shape for s in source_series(source)]
+        [(3,), (5,)]
     """
     idx = range(len(source)) if indices is None else indices
     out = []
@@ -98,6 +105,16 @@ def source_minibatches(
     Raises:
       ValueError: a missing feature, a ragged feature not listed in ``sequence_features``,
         or a sequence longer than ``pad_to``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import source_minibatches
+        >>> source = [{"x": np.full(2, i, np.float32), "y": np.float32(i)} for i in range(5)]
+        >>> batches = list(source_minibatches(source, batch_size=2, shuffle=False))
+        >>> [b["x"].shape for b in batches]
+        [(2, 2), (2, 2), (2, 2)]
+        >>> batches[0]["y"]
+        array([0., 1.], dtype=float32)
     """
     batch_size = check_positive_int("batch_size", batch_size)
     if pad_to is not None:

@@ -21,6 +21,13 @@ def split_points(
     ``gap`` steps after each boundary are left out of the following split (use
     ``window + horizon - 1`` so no window of the next split sees the previous one's
     targets). With ``gap=0`` the slices are disjoint and cover ``range(length)``.
+
+    Example:
+        >>> from seqjax.data import split_points
+        >>> split_points(20)
+        (slice(0, 15, None), slice(15, 18, None), slice(18, 20, None))
+        >>> split_points(20, gap=1)                                # one step left out between the parts
+        (slice(0, 15, None), slice(16, 18, None), slice(19, 20, None))
     """
     fr = check_fractions(train=train, val=val, test=test)
     length = check_positive_int("length", length)
@@ -60,6 +67,13 @@ def chronological_split(
 
     Returns:
       Three views of ``series``: ``[n_train, ...]``, ``[n_val, ...]``, ``[n_test, ...]``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import chronological_split
+        >>> train, val, test = chronological_split(np.arange(20), 0.75, 0.15, 0.10)
+        >>> train.shape, val, test                                 # in time order, no overlap
+        ((15,), array([15, 16, 17]), array([18, 19]))
     """
     x = np.asarray(series)
     if x.ndim < 1:
@@ -86,6 +100,14 @@ def random_split(
       ``(train_idx, val_idx, test_idx)``: sorted ``int64`` arrays, disjoint, covering
       ``range(num_samples)``, of sizes ``round(n * train)``, ``round(n * (train + val)) -
       round(n * train)`` and the rest.
+
+    Example:
+        >>> from seqjax.data import random_split
+        >>> train, val, test = random_split(20, seed=0)
+        >>> len(train), len(val), len(test)
+        (15, 3, 2)
+        >>> sorted(set(train) | set(val) | set(test)) == list(range(20))
+        True
     """
     parts = split_points(num_samples, train, val, test)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -76,6 +76,16 @@ def stateful_layout(
 
     Raises:
       ValueError: ``B`` or ``S`` below 1, or ``time < B * S``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import stateful_layout
+        >>> laid = stateful_layout(np.arange(12), batch_size=2, timesteps=3)   # no target shift
+        >>> laid.shape                                             # [batches, streams, timesteps]
+        (2, 2, 3)
+        >>> laid[1]
+        array([[ 3,  4,  5],
+               [ 9, 10, 11]])
     """
     batch_size = check_positive_int("batch_size", batch_size)
     timesteps = check_positive_int("timesteps", timesteps)
@@ -140,6 +150,22 @@ def stateful_batches(
       ValueError: ``B`` or ``S`` below 1, a series shorter than ``B * S + 1`` steps
         (``B * S`` with explicit targets), rank other than 1 or 2, a ``targets`` length
         mismatch, or NaN/inf with ``nan_policy="raise"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import stateful_batches
+        >>> series = np.arange(13.0)                               # 12 steps plus one target step
+        >>> inputs, targets = stateful_batches(series, batch_size=2, timesteps=3)
+        >>> inputs.shape                                           # [batches, streams, timesteps, features]
+        (2, 2, 3, 1)
+        >>> inputs[0, :, :, 0]                                     # batch 0: streams 0 and 1
+        array([[0., 1., 2.],
+               [6., 7., 8.]])
+        >>> inputs[1, :, :, 0]                                     # batch 1 continues each row
+        array([[ 3.,  4.,  5.],
+               [ 9., 10., 11.]])
+        >>> targets[0, 0, :, 0]                                    # the next step of each input
+        array([1., 2., 3.])
     """
     batch_size = check_positive_int("batch_size", batch_size)
     timesteps = check_positive_int("timesteps", timesteps)
@@ -202,6 +228,14 @@ def stateful_restore(
     Returns:
       ``[T, ...]`` (or ``[num_batches * B * S, ...]``) where ``out[t]`` is the value
       predicted for ``series[t]``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import stateful_batches, stateful_restore
+        >>> series = np.arange(13.0)
+        >>> inputs, targets = stateful_batches(series, batch_size=2, timesteps=3)
+        >>> stateful_restore(targets)[:, 0]                       # back on the time axis: steps 1..12
+        array([ 1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11., 12.])
     """
     _check_drop(drop)
     b = np.asarray(batched)

@@ -66,6 +66,16 @@ def adding_problem(
       right-padded with zeros to ``T_max = T + T // 10`` (``T`` without variable length);
       ``targets``: ``[N]`` float32; ``lengths``: ``[N]`` int32. The target is due at
       step ``lengths[n] - 1``; a mask is ``seqjax.data.lengths_mask(lengths, T_max)``.
+
+    Example:
+        >>> from seqjax.data import adding_problem
+        >>> inputs, targets, lengths = adding_problem(4, length=12, seed=0)
+        >>> inputs.shape, targets.shape, lengths.shape             # [N, T, 2]: (value, marker) pairs
+        ((4, 13, 2), (4,), (4,))
+        >>> (inputs[..., 1] == 1).sum(axis=1)                      # two marked values per sequence
+        array([2, 2, 2, 2])
+        >>> bool(((targets >= 0) & (targets <= 1)).all())          # 0.5 + (X1 + X2) / 4 lies in [0, 1]
+        True
     """
     num_sequences = check_positive_int("num_sequences", num_sequences)
     length = check_positive_int("length", length, minimum=11)
@@ -124,6 +134,14 @@ def copy_task(
       ``inputs [N, L]`` int32 and ``targets [N, L]`` int32 tokens (one-hot them with
       ``jax.nn.one_hot(x, alphabet_size + 2)``), and ``mask [N, L]`` bool, ``True`` on the
       ``M`` recall steps (a loss on all steps is the other common choice).
+
+    Example:
+        >>> from seqjax.data import copy_task
+        >>> inputs, targets, mask = copy_task(2, num_symbols=3, delay=4, seed=0)
+        >>> inputs.shape, targets.shape, mask.shape
+        ((2, 10), (2, 10), (2, 10))
+        >>> mask[0].astype(int)                                    # the steps where the copy is scored
+        array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
     """
     n = check_positive_int("num_sequences", num_sequences)
     m = check_positive_int("num_symbols", num_symbols)
@@ -165,6 +183,14 @@ def random_walk(
 
     Returns:
       ``[T]`` or ``[N, T]`` float64 prices.
+
+    Example:
+        >>> from seqjax.data import random_walk
+        >>> prices = random_walk(5, start=100.0, seed=0)
+        >>> prices.shape, float(prices[0])
+        ((5,), 100.0)
+        >>> random_walk(5, num_series=3, seed=0).shape
+        (3, 5)
     """
     length = check_positive_int("length", length)
     if num_series is not None:

@@ -35,6 +35,13 @@ def periodic_mask(length: int, period: int, *, phase: int | None = None) -> np.n
 
     ``phase`` defaults to ``period - 1``: the label of each period sits on its last step,
     once the whole period has been seen (``period=24`` on hourly data: t = 23, 47, ...).
+
+    Example:
+        >>> from seqjax.data import periodic_mask
+        >>> periodic_mask(7, period=3)
+        array([False, False,  True, False, False,  True, False])
+        >>> periodic_mask(7, period=3, phase=0)
+        array([ True, False, False,  True, False, False,  True])
     """
     length = check_positive_int("length", length)
     period = check_positive_int("period", period)
@@ -66,6 +73,15 @@ def periodic_targets(
       ``(targets, mask)``: ``targets`` ``[length, ...]`` with ``labels.dtype`` (promoted to
       hold ``fill_value``), ``mask`` ``[length]`` bool equal to
       ``periodic_mask(length, period, phase=phase)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import periodic_targets
+        >>> targets, mask = periodic_targets(np.array([7.0, 8.0]), period=3)   # one label every 3 steps
+        >>> targets
+        array([0., 0., 7., 0., 0., 8.])
+        >>> mask
+        array([False, False,  True, False, False,  True])
     """
     y = np.asarray(labels)
     if y.ndim < 1:
@@ -96,6 +112,15 @@ def sparse_targets(
 
     Returns:
       ``(targets [length, ...], mask [length] bool)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import sparse_targets
+        >>> targets, mask = sparse_targets(5, positions=np.array([1, 4]), values=np.array([0.5, 2.0]))
+        >>> targets
+        array([0. , 0.5, 0. , 0. , 2. ])
+        >>> mask
+        array([False,  True, False, False,  True])
     """
     length = check_positive_int("length", length)
     pos = np.asarray(positions)
@@ -122,7 +147,15 @@ def sparse_targets(
 
 
 def lengths_mask(lengths: np.ndarray, max_length: int) -> np.ndarray:
-    """``[N, max_length]`` bool mask, ``True`` for ``t < lengths[n]`` (right padding)."""
+    """``[N, max_length]`` bool mask, ``True`` for ``t < lengths[n]`` (right padding).
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import lengths_mask
+        >>> lengths_mask(np.array([3, 1]), max_length=4)
+        array([[ True,  True,  True, False],
+               [ True, False, False, False]])
+    """
     lengths = np.asarray(lengths)
     max_length = check_positive_int("max_length", max_length, minimum=0)
     if lengths.size and (lengths.min() < 0 or lengths.max() > max_length):

@@ -14,6 +14,11 @@ def num_windows(length: int, window: int, horizon: int = 1, stride: int = 1) -> 
     """Number of (input, target) pairs ``windows`` makes from a series of ``length`` steps.
 
     Equals ``(length - window - horizon) // stride + 1`` (0 if the series is too short).
+
+    Example:
+        >>> from seqjax.data import num_windows
+        >>> num_windows(length=6, window=3), num_windows(length=6, window=3, horizon=2, stride=2)
+        (3, 1)
     """
     return max(0, (length - window - horizon) // stride + 1)
 
@@ -72,6 +77,20 @@ def windows(
       ValueError: a series shorter than ``window + horizon``, ``window``/``horizon``/
         ``stride`` below 1, a rank other than 1 or 2, a ``targets`` length mismatch, or
         NaN/inf with ``nan_policy="raise"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.data import windows
+        >>> series = np.arange(6.0)
+        >>> inputs, targets = windows(series, window=3)            # inputs[i] = series[i : i + 3]
+        >>> inputs
+        array([[0., 1., 2.],
+               [1., 2., 3.],
+               [2., 3., 4.]])
+        >>> targets                                                # series[i + 3]
+        array([3., 4., 5.])
+        >>> windows(series, window=3, horizon=2)[1]                # two steps ahead
+        array([4., 5.])
     """
     window = check_positive_int("window", window)
     horizon = check_positive_int("horizon", horizon)

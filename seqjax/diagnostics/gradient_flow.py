@@ -17,7 +17,7 @@ exploding one when the recurrent weights are large, and the LSTM's flat curve.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -64,14 +64,28 @@ def loss_gradient_norms(
       inputs: ``[B, T, F]``.
       loss_fn: ``outputs [B, T, H] -> scalar``, e.g. a readout of the last step and a loss.
       initial_carry, seq_lengths: passed to the layer.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import SimpleRNN
+        >>> from seqjax.diagnostics import loss_gradient_norms
+        >>> x = jnp.ones((2, 8, 1))                                 # [batch, time, features]
+        >>> layer = SimpleRNN(4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> norms = loss_gradient_norms(layer, variables, x, lambda ys: jnp.sum(ys[:, -1]))
+        >>> norms.shape                                             # one norm per step
+        (8,)
+        >>> bool(norms[0] < norms[-1])                              # it vanishes with the lag
+        True
     """
     if layer.time_major:
         raise ValueError("loss_gradient_norms: use a batch-major layer (time_major=False).")
     layer = _through_scan(layer)
 
     def loss(offsets: Array) -> Array:
-        _, outputs = layer.apply(
-            variables, inputs, initial_carry, seq_lengths, hidden_offsets=offsets
+        _, outputs = cast(
+            tuple[Any, Array],
+            layer.apply(variables, inputs, initial_carry, seq_lengths, hidden_offsets=offsets),
         )
         return loss_fn(outputs)
 
@@ -91,6 +105,19 @@ def jacobian_norms(
     ``T`` is ``target_step`` (the last step by default); steps after it get 0, and the entry at
     ``target_step`` itself is ``|I|_F = sqrt(H)``. Averaged over the batch rows. Costs ``H``
     backward passes (one per component of ``h_T``), fine for diagnostic sizes.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import SimpleRNN
+        >>> from seqjax.diagnostics import jacobian_norms
+        >>> x = jnp.ones((2, 8, 1))
+        >>> layer = SimpleRNN(4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> norms = jacobian_norms(layer, variables, x)
+        >>> norms.shape, round(float(norms[-1]), 4)                 # |I|_F = sqrt(4) at T itself
+        ((8,), 2.0)
+        >>> bool(norms[0] < norms[-1])
+        True
     """
     if layer.time_major:
         raise ValueError("jacobian_norms: use a batch-major layer (time_major=False).")
@@ -98,7 +125,10 @@ def jacobian_norms(
     features = layer.features
 
     def last_hidden(offsets: Array) -> Array:
-        _, outputs = layer.apply(variables, inputs, initial_carry, hidden_offsets=offsets)
+        _, outputs = cast(
+            tuple[Any, Array],
+            layer.apply(variables, inputs, initial_carry, hidden_offsets=offsets),
+        )
         return outputs[:, target_step]  # [B, H]
 
     offsets = _offsets(layer, inputs)
@@ -126,6 +156,22 @@ def model_gradient_norms(
     loss name of :mod:`seqjax.train.losses` or a per-example function, masked by ``batch["mask"]``.
     The probed layer is the first seqjax recurrent layer the model calls, or the one whose module
     name is ``layer`` (e.g. ``"layers_1"`` inside a ``StackedRNN``).
+
+    Example:
+        >>> import flax.linen as nn
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import LSTM
+        >>> from seqjax.diagnostics import model_gradient_norms
+        >>> class Forecaster(nn.Module):                            # (inputs, carry) -> (carry, predictions)
+        ...     @nn.compact
+        ...     def __call__(self, inputs, carry=None):
+        ...         carry, hs = LSTM(4)(inputs, carry)
+        ...         return carry, nn.Dense(1)(hs)
+        >>> batch = {"inputs": jnp.ones((2, 8, 1)), "targets": jnp.zeros((2, 8, 1))}
+        >>> model = Forecaster()
+        >>> variables = model.init(jax.random.key(0), batch["inputs"])
+        >>> model_gradient_norms(model, variables, batch, loss="mse").shape
+        (8,)
     """
     pointwise = losses.pointwise(loss) if isinstance(loss, str) else loss
     inputs = jnp.asarray(batch["inputs"])
@@ -158,7 +204,7 @@ def model_gradient_norms(
 
     def total_loss(offsets: Array) -> Array:
         with nn.intercept_methods(probe(offsets, {})):
-            _, predictions = model.apply(variables, inputs, carry)
+            _, predictions = cast(tuple[Any, Array], model.apply(variables, inputs, carry))
         mask = batch.get("mask")
         mask = None if mask is None else jnp.asarray(mask, jnp.float32)
         return losses.masked_mean(pointwise(predictions, jnp.asarray(batch["targets"])), mask)

@@ -5,7 +5,7 @@ Entry points:
 - :func:`from_keras` ``(layer_or_model) -> (module, variables)``: Keras ``LSTM``, ``GRU``
   (``reset_after=True``), ``SimpleRNN``, ``Bidirectional``, ``Conv1D``, ``Dense``,
   ``BatchNormalization`` and a ``Sequential`` of these; a functional ``MobileNetV2`` is passed on
-  to :func:`seqjax.interop.keras_mobilenet.mobilenet_v2_from_keras`.
+  to :func:`mobilenet_v2_from_keras`.
 - :func:`to_keras` ``(module, variables) -> keras layer``: LSTM, GRU, SimpleRNN, Bidirectional,
   StackedRNN.
 - :func:`from_torch` ``(module) -> (module, variables)``: ``torch.nn.RNN`` (tanh, relu),

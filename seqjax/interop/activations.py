@@ -57,8 +57,10 @@ def jax_activation(keras_fn: Callable | str | None, *, setting: str, layer: str)
     if keras_fn is None:
         return identity
     keras = require_keras("seqjax.interop")
-    name = keras_fn if isinstance(keras_fn, str) else getattr(keras_fn, "__name__", None)
-    name = _ALIASES.get(name, name)
+    name: str | None = (
+        keras_fn if isinstance(keras_fn, str) else getattr(keras_fn, "__name__", None)
+    )
+    name = _ALIASES.get(name, name) if name is not None else None
     if name in JAX_ACTIVATIONS:
         try:
             builtin = keras.activations.get(name)

@@ -40,7 +40,11 @@ def _levels(module: nn.Module) -> list[nn.Module]:
 def _directions(level: nn.Module) -> list[RecurrentLayer]:
     if isinstance(level, Bidirectional):
         return [level.layer, level.backward_layer or level.layer]
-    return [level]
+    if isinstance(level, RecurrentLayer):
+        return [level]
+    raise TypeError(
+        f"expected a seqjax recurrent layer or Bidirectional; got {type(level).__name__}."
+    )
 
 
 def _pack(module: nn.Module, per_level: list[Any]) -> Any:
@@ -56,6 +60,15 @@ def carry_from_torch(module: nn.Module, h: Any, c: Any = None) -> Any:
     """The seqjax carry for ``module`` (as built by ``from_torch``) from PyTorch's ``h`` / ``c``.
 
     ``h``, ``c``: ``[D·num_layers, batch, H]`` tensors or arrays (``c`` for LSTMs only).
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.nn import LSTM
+        >>> from seqjax.interop import carry_from_torch
+        >>> h, c = np.ones((1, 2, 4)), np.zeros((1, 2, 4))          # PyTorch's h_n, c_n
+        >>> carry = carry_from_torch(LSTM(4), h, c)
+        >>> type(carry).__name__, carry.hidden.shape, float(carry.cell.sum())
+        ('LSTMCarry', (2, 4), 0.0)
     """
     h = jnp.asarray(_as_numpy(h))
     c = None if c is None else jnp.asarray(_as_numpy(c))
@@ -79,7 +92,19 @@ def carry_from_torch(module: nn.Module, h: Any, c: Any = None) -> Any:
 
 
 def carry_to_torch(module: nn.Module, carry: Any) -> jax.Array | tuple[jax.Array, jax.Array]:
-    """PyTorch's ``h_n`` (or ``(h_n, c_n)`` for an LSTM) from a seqjax carry, as JAX arrays."""
+    """PyTorch's ``h_n`` (or ``(h_n, c_n)`` for an LSTM) from a seqjax carry, as JAX arrays.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import LSTM
+        >>> from seqjax.interop import carry_to_torch
+        >>> layer = LSTM(4)
+        >>> x = jnp.ones((2, 5, 3))
+        >>> carry, _ = layer.apply(layer.init(jax.random.key(0), x), x)
+        >>> h_n, c_n = carry_to_torch(layer, carry)                 # PyTorch's (h, c) order
+        >>> h_n.shape, bool((c_n[0] == carry.cell).all())           # [D * num_layers, batch, H]
+        ((1, 2, 4), True)
+    """
     hs, cs = [], []
     for level, level_carry in zip(_levels(module), _unpack(module, carry), strict=True):
         parts = level_carry if isinstance(level, Bidirectional) else (level_carry,)
@@ -116,6 +141,13 @@ def carry_from_keras(module: nn.Module, states: Sequence[Any]) -> Any:
 
     For one layer ``states`` is ``[h, c]`` (LSTM) or ``[h]``; for ``Bidirectional`` the forward
     states then the backward ones; for a ``StackedRNN`` a list with one such list per level.
+
+    Example:
+        >>> import numpy as np
+        >>> from seqjax.nn import GRU
+        >>> from seqjax.interop import carry_from_keras
+        >>> carry_from_keras(GRU(4), [np.ones((2, 4))]).shape        # a GRU's carry is its hidden state
+        (2, 4)
     """
     per_level_states = list(states) if isinstance(module, StackedRNN) else [states]
     per_level = []
@@ -133,7 +165,17 @@ def carry_from_keras(module: nn.Module, states: Sequence[Any]) -> Any:
 
 def carry_to_keras(module: nn.Module, carry: Any) -> list[Any]:
     """Keras states (``initial_state=``) from a seqjax carry: ``[h, c]`` for an LSTM, ``[h]``
-    otherwise, forward then backward for ``Bidirectional``; a list per level for a stack."""
+    otherwise, forward then backward for ``Bidirectional``; a list per level for a stack.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.nn import LSTM, LSTMCarry
+        >>> from seqjax.interop import carry_to_keras
+        >>> carry = LSTMCarry(cell=jnp.zeros((2, 4)), hidden=jnp.ones((2, 4)))
+        >>> h, c = carry_to_keras(LSTM(4), carry)                   # Keras' [h, c] order
+        >>> float(h.sum()), float(c.sum())
+        (8.0, 0.0)
+    """
     per_level = []
     for level, level_carry in zip(_levels(module), _unpack(module, carry), strict=True):
         parts = level_carry if isinstance(level, Bidirectional) else (level_carry,)

@@ -51,6 +51,18 @@ def from_flax_cell(variables: Any, cell: nn.Module | None = None) -> tuple[nn.Mo
 
     Raises:
       ValueError: ``gate_fn`` other than ``jax.nn.sigmoid``, or parameters of another cell.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.interop import from_flax_cell
+        >>> x = jnp.ones((2, 5, 3))
+        >>> rnn = nn.RNN(nn.OptimizedLSTMCell(4))
+        >>> flax_variables = rnn.init(jax.random.key(0), x)
+        >>> module, variables = from_flax_cell(flax_variables, nn.OptimizedLSTMCell(4))
+        >>> carry, ys = module.apply(variables, x)
+        >>> bool(jnp.allclose(ys, rnn.apply(flax_variables, x), atol=1e-5))
+        True
     """
     rnn = None
     if isinstance(cell, nn.RNN):
@@ -92,6 +104,22 @@ def to_flax_cell(module: nn.Module, variables: Variables) -> tuple[nn.Module, Va
     seqjax ``bias`` goes to the ``h*`` Denses. GRU: the reset and update parts of
     ``recurrent_bias`` are added to the input biases ``ir``, ``iz`` (Flax has none on ``hr``,
     ``hz``), the rest copied. Use the cell as ``nn.RNN(cell)`` for whole sequences.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import GRU
+        >>> from seqjax.interop import to_flax_cell
+        >>> x = jnp.ones((2, 5, 3))
+        >>> layer = GRU(4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> cell, cell_variables = to_flax_cell(layer, variables)
+        >>> type(cell).__name__
+        'GRUCell'
+        >>> carry = cell.initialize_carry(jax.random.key(1), x[:, 0].shape)  # zeros
+        >>> carry, y0 = cell.apply(cell_variables, carry, x[:, 0])             # one step
+        >>> bool(jnp.allclose(y0, layer.apply(variables, x)[1][:, 0], atol=1e-5))
+        True
     """
     params = variables["params"] if "params" in variables else variables
     p = {k: np.asarray(v) for k, v in params.items()}
@@ -108,7 +136,8 @@ def to_flax_cell(module: nn.Module, variables: Variables) -> tuple[nn.Module, Va
                 "to_flax_cell: LSTM cell_activation and output_activation differ; Flax's "
                 "activation_fn is both."
             )
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
+        cell: nn.Module
         for i, g in enumerate("ifgo"):
             out[f"i{g}"] = {"kernel": block(p["kernel"], i)}
             out[f"h{g}"] = {"kernel": block(p["recurrent_kernel"], i), "bias": block(p["bias"], i)}

@@ -122,6 +122,17 @@ def from_keras(layer_or_model: Any) -> tuple[nn.Module, Variables]:
     Raises:
       ValueError: a configuration seqjax cannot reproduce; the message names the setting.
       TypeError: a layer type with no converter.
+
+    Example:
+        >>> import os; _ = os.environ.setdefault("KERAS_BACKEND", "jax")
+        >>> import keras, numpy as np
+        >>> from seqjax.interop import from_keras
+        >>> model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+        >>> module, variables = from_keras(model)
+        >>> x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+        >>> carries, y = module.apply(variables, x)
+        >>> y.shape, bool(np.allclose(y, model(x), atol=1e-5))
+        ((2, 1), True)
     """
     keras = require_keras("seqjax.interop.from_keras")
     if isinstance(layer_or_model, keras.Sequential):
@@ -261,6 +272,7 @@ def _from_rnn(keras: Any, layer: Any) -> tuple[RecurrentLayer, dict[str, Any]]:
     params = gates.keras_to_seqjax(kind, _numpy(cell.kernel), _numpy(cell.recurrent_kernel), bias)
     units = int(cell.units)
     reverse = bool(layer.go_backwards)
+    module: RecurrentLayer
     if kind == "lstm":
         module = LSTM(
             units, reverse=reverse, cell_activation=activation, output_activation=activation
@@ -420,6 +432,20 @@ def to_keras(module: nn.Module, variables: Variables) -> Any:
 
     Raises ValueError naming the setting for ``time_major``, ``learn_initial_carry``,
     ``use_peepholes``, activations without a Keras name.
+
+    Example:
+        >>> import os; _ = os.environ.setdefault("KERAS_BACKEND", "jax")
+        >>> import jax, numpy as np
+        >>> from seqjax.nn import SimpleRNN
+        >>> from seqjax.interop import to_keras
+        >>> x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+        >>> layer = SimpleRNN(4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> keras_layer = to_keras(layer, variables)
+        >>> type(keras_layer).__name__, keras_layer.return_sequences
+        ('SimpleRNN', True)
+        >>> bool(np.allclose(keras_layer(x), layer.apply(variables, x)[1], atol=1e-5))
+        True
     """
     keras = require_keras("seqjax.interop.to_keras")
     params = _params(variables)

@@ -58,7 +58,7 @@ def mobilenet_v2_from_keras(keras_model: Any) -> tuple[MobileNetV2, dict[str, An
             For the guide's ``inputs -> base_model -> head`` model, pass ``base_model``.
 
     Returns:
-        ``module``: a :class:`MobileNetV2` with the same ``alpha``, ``include_top``,
+        ``module``: a :class:`seqjax.models.MobileNetV2` with the same ``alpha``, ``include_top``,
         ``classes``, ``classifier_activation`` and ``pooling``; ``variables``:
         ``{"params": ..., "batch_stats": ...}`` with Keras' weights and moving statistics, such
         that ``module.apply(variables, x)`` equals ``keras_model(x, training=False)``.
@@ -85,7 +85,8 @@ def mobilenet_v2_from_keras(keras_model: Any) -> tuple[MobileNetV2, dict[str, An
     alpha = _infer_alpha(keras_model.name, signature)
 
     include_top = "predictions" in layers
-    classes, activation, pooling = 1000, "softmax", None
+    classes, pooling = 1000, None
+    activation: str | None = "softmax"
     if include_top:
         top = layers["predictions"]
         classes = int(top.units)

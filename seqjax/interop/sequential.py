@@ -109,7 +109,8 @@ class GlobalPool1D(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        fn = {"mean": jnp.mean, "max": jnp.max}[self.op]
+        ops: dict[str, Callable[..., Any]] = {"mean": jnp.mean, "max": jnp.max}
+        fn = ops[self.op]
         return fn(x, axis=1, keepdims=self.keepdims)
 
 
@@ -128,11 +129,11 @@ class Sequential(nn.Module):
     """Modules applied in order, Keras-``Sequential``-style; returns ``(carries, outputs)``.
 
     Attributes:
-      layers: the modules; recurrent ones (:func:`is_recurrent`) are called with
+      layers: the modules; recurrent ones (``seqjax.interop.sequential.is_recurrent``) are called with
         ``(x, initial_carry, seq_lengths)`` and return ``(carry, outputs)``, ``nn.Dropout`` gets
-        ``deterministic``, :class:`Masking` sets ``seq_lengths``, the others are called on ``x``.
+        ``deterministic``, ``seqjax.interop.sequential.Masking`` sets ``seq_lengths``, the others are called on ``x``.
       output_modes: one entry per layer (ignored for non-recurrent ones), from
-        :data:`OUTPUT_MODES`; default "sequences" for all.
+        ``seqjax.interop.sequential.OUTPUT_MODES``; default "sequences" for all.
 
     ``initial_carry`` (optional) and the returned ``carries`` are tuples with one carry per
     recurrent layer, bottom first. ``seq_lengths`` marks right-padded rows as for the layers; it
@@ -164,7 +165,7 @@ class Sequential(nn.Module):
                 f"Sequential: initial_carry must hold one carry per recurrent layer "
                 f"({len(recurrent)}); got {len(initial_carry)}."
             )
-        carries = []
+        carries: list[Any] = []
         x = inputs
         for i, (layer, mode) in enumerate(zip(self.layers, modes, strict=True)):
             if is_recurrent(layer):

@@ -72,6 +72,20 @@ def from_torch(module: Any) -> tuple[nn.Module, Variables]:
     Raises:
       TypeError: not one of the three PyTorch recurrent modules.
       ValueError: ``proj_size > 0``.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from seqjax.interop import from_torch
+        >>> _ = torch.manual_seed(0)
+        >>> torch_lstm = torch.nn.LSTM(input_size=3, hidden_size=4, num_layers=2, batch_first=True)
+        >>> module, variables = from_torch(torch_lstm)
+        >>> type(module).__name__, len(module.layers)                # two LSTM levels
+        ('StackedRNN', 2)
+        >>> x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+        >>> carry, ys = module.apply(variables, x)
+        >>> expected, _ = torch_lstm(torch.from_numpy(x))
+        >>> ys.shape, bool(np.allclose(ys, expected.detach().numpy(), atol=1e-5))
+        ((2, 5, 4), True)
     """
     torch = require_torch("seqjax.interop.from_torch")
     if not isinstance(module, torch.nn.RNN | torch.nn.LSTM | torch.nn.GRU):
@@ -102,7 +116,8 @@ def from_torch(module: Any) -> tuple[nn.Module, Variables]:
         )
         return {k: jnp.asarray(v) for k, v in params.items()}
 
-    layers, layer_params = [], []
+    layers: list[nn.Module] = []
+    layer_params: list[dict[str, Any]] = []
     for k in range(module.num_layers):
         fwd = _make_layer(kind, features, relu=relu, time_major=time_major, reverse=False)
         if directions == 2:
@@ -125,6 +140,16 @@ def packed_to_padded(packed: Any, *, batch_first: bool = True) -> tuple[np.ndarr
     Rows come back in the original (unsorted) order, as PyTorch's ``h_n`` and
     ``pad_packed_sequence``; padding is zeros. ``inputs`` is ``[B, T, F]`` (``[T, B, F]`` when
     ``batch_first=False``).
+
+    Example:
+        >>> import torch
+        >>> from seqjax.interop import packed_to_padded
+        >>> x = torch.ones(2, 3, 1)                                  # [batch, time, features]
+        >>> packed = torch.nn.utils.rnn.pack_padded_sequence(x, [3, 1], batch_first=True)
+        >>> inputs, seq_lengths = packed_to_padded(packed)
+        >>> inputs[..., 0], seq_lengths
+        (array([[1., 1., 1.],
+               [1., 0., 0.]], dtype=float32), array([3, 1], dtype=int32))
     """
     torch = require_torch("seqjax.interop.packed_to_padded")
     padded, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=batch_first)
@@ -188,6 +213,18 @@ def torch_state_dict(
     Returns ``(config, state)``: ``config`` has ``mode``, ``input_size``, ``hidden_size``,
     ``num_layers``, ``bias``, ``batch_first``, ``dropout``, ``bidirectional``; ``state`` maps
     ``weight_ih_l{k}[_reverse]`` etc. to arrays (``bias_hh = 0`` for SimpleRNN/LSTM).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import LSTM, Bidirectional
+        >>> from seqjax.interop import torch_state_dict
+        >>> layer = Bidirectional(LSTM(4))
+        >>> variables = layer.init(jax.random.key(0), jnp.ones((1, 2, 3)))
+        >>> config, state = torch_state_dict(layer, variables)
+        >>> config["mode"], config["hidden_size"], config["bidirectional"]
+        ('LSTM', 4, True)
+        >>> {name: array.shape for name, array in state.items() if "reverse" in name}
+        {'weight_ih_l0_reverse': (16, 3), 'weight_hh_l0_reverse': (16, 4), 'bias_ih_l0_reverse': (16,), 'bias_hh_l0_reverse': (16,)}
     """
     params = variables["params"] if "params" in variables else variables
     if isinstance(module, StackedRNN):
@@ -244,6 +281,20 @@ def to_torch(module: nn.Module, variables: Variables) -> Any:
     ``torch.float32``), so ``from_torch(to_torch(m, v))`` gives back bit-identical params. The
     module is in training mode, as every new PyTorch module: call ``.eval()`` for inference when
     it has ``dropout``.
+
+    Example:
+        >>> import jax, numpy as np, torch
+        >>> from seqjax.nn import GRU
+        >>> from seqjax.interop import to_torch
+        >>> x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+        >>> layer = GRU(4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> torch_gru = to_torch(layer, variables)
+        >>> torch_gru
+        GRU(3, 4, batch_first=True)
+        >>> expected, _ = torch_gru(torch.from_numpy(x))
+        >>> bool(np.allclose(layer.apply(variables, x)[1], expected.detach().numpy(), atol=1e-5))
+        True
     """
     torch = require_torch("seqjax.interop.to_torch")
     config, state = torch_state_dict(module, variables)

@@ -124,7 +124,7 @@ class RecurrentLayer(nn.Module):
                         f"{type(self).__name__}: learn_initial_carry=True needs the parameters; call "
                         f"layer.apply(variables, batch_size, method='initial_carry')."
                     )
-                value = self.get_variable("params", name)
+                value: Array = self.get_variable("params", name)
                 fields[field] = jnp.broadcast_to(value.astype(dtype), shape)
             else:
                 fields[field] = jnp.zeros(shape, dtype)

@@ -19,11 +19,17 @@ class Bidirectional(nn.Module):
     With ``seq_lengths`` the backward pass starts at each row's own last valid step (not at the
     padding), and both directions output zeros past a row's length.
 
-    Example::
-
-        bi = Bidirectional(LSTM(64), merge_mode="concat")
-        variables = bi.init(key, x)
-        (fwd_carry, bwd_carry), ys = bi.apply(variables, x, seq_lengths=lengths)  # ys: [B, T, 128]
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import GRU, Bidirectional
+        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> bi = Bidirectional(GRU(4), merge_mode="concat")
+        >>> variables = bi.init(jax.random.key(0), x)
+        >>> (fwd, bwd), ys = bi.apply(variables, x, seq_lengths=jnp.array([5, 2]))
+        >>> fwd.shape, bwd.shape, ys.shape                          # features 2H
+        ((2, 4), (2, 4), (2, 5, 8))
+        >>> bool((ys[1, 2:] == 0).all())                            # zeros past a row's length
+        True
 
     Attributes:
       layer: the forward layer (its ``reverse`` must be False).

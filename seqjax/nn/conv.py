@@ -20,6 +20,20 @@ class TemporalConv(nn.Module):
     The lecture's first layer sees dependencies inside a window, the next combines neighbouring
     windows: with dilations 1, 2, 4, ... the receptive field grows exponentially with depth.
 
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import TemporalConv
+        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> conv = TemporalConv(features=(8, 1), kernel_size=2, dilations=(1, 2))
+        >>> variables = conv.init(jax.random.key(0), x)
+        >>> conv.apply(variables, x).shape                          # [batch, time, 1]
+        (2, 5, 1)
+        >>> x2 = x.at[:, 3:].set(5.0)                                # change steps 3 and 4 only
+        >>> bool(jnp.allclose(conv.apply(variables, x2)[:, :3], conv.apply(variables, x)[:, :3]))
+        True
+
+    The last line shows causality: outputs before step 3 do not see the change.
+
     Attributes:
       features: output channels per layer.
       kernel_size: width of every kernel.

@@ -142,7 +142,7 @@ def fused_recurrence(
 ) -> tuple[Any, jax.Array]:
     """Same contract as :func:`seqjax.nn.recurrence.scan_recurrence` (without offsets / remat)."""
     flip_rows = reverse and seq_lengths is not None
-    if flip_rows:
+    if flip_rows and seq_lengths is not None:  # (flip_rows implies it; said for the type checker)
         xs_tm = reverse_padded(xs_tm, seq_lengths)
     time = xs_tm.shape[0]
     mask = None
@@ -153,7 +153,7 @@ def fused_recurrence(
     rb = params[spec.recurrent_bias] if spec.recurrent_bias else None
     run = _make_fused(spec, mask is not None, scan_rev, unroll)
     carry, hs = run(u, rb, carry, xs_tm, mask)
-    if flip_rows:
+    if flip_rows and seq_lengths is not None:
         hs = reverse_padded(hs, seq_lengths)
     return carry, hs
 

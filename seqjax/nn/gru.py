@@ -44,13 +44,27 @@ def gru_step(
 class GRU(RecurrentLayer):
     """GRU layer over ``[batch, time, features]``; returns ``(hidden [B, H], outputs [B, T, H])``.
 
-    Example::
+    Gates (r, z, n), with the reset gate applied after the recurrent matmul (Keras'
+    ``reset_after=True``, PyTorch's and cuDNN's GRU). Learned parameters: ``kernel`` ``[F, 3H]``,
+    ``recurrent_kernel`` ``[H, 3H]``, ``bias`` and ``recurrent_bias`` ``[3H]``.
 
-        layer = GRU(features=64)
-        variables = layer.init(jax.random.key(0), x)
-        carry, ys = layer.apply(variables, x)
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import GRU
+        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> layer = GRU(features=4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, variables["params"])
+        {'bias': (12,), 'kernel': (3, 12), 'recurrent_bias': (12,), 'recurrent_kernel': (4, 12)}
+        >>> hidden, ys = layer.apply(variables, x)
+        >>> hidden.shape, ys.shape
+        ((2, 4), (2, 5, 4))
+        >>> bool(jnp.allclose(hidden, ys[:, -1]))                  # the last output is the carry
+        True
 
-    Attributes (besides those of :class:`RecurrentLayer`):
+    The attributes of :class:`RecurrentLayer` apply; the GRU adds:
+
+    Attributes:
       activation: the candidate activation (tanh).
     """
 

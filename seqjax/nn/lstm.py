@@ -70,17 +70,52 @@ def lstm_step(
 
 
 class LSTM(RecurrentLayer):
-    """LSTM layer over ``[batch, time, features]``; returns ``(LSTMCarry, outputs [B, T, H])``.
+    r"""LSTM layer over ``[batch, time, features]``; returns ``(LSTMCarry, outputs [B, T, H])``.
 
-    Example::
+    Long short-term memory (Hochreiter & Schmidhuber 1997) with the forget gate (Gers et al. 2000)
+    and optional peepholes. With :math:`z_t = x_t W + h_{t-1} U + b` split into the gate blocks
+    in the order (i, f, g, o), and :math:`\odot` the elementwise product:
 
-        layer = LSTM(features=256)
-        variables = layer.init(jax.random.key(0), x)
-        carry, ys = layer.apply(variables, x)                           # zero initial carry
-        carry, ys = layer.apply(variables, x_next, initial_carry=carry)  # continue the streams
-        carry, ys = layer.apply(variables, x, seq_lengths=lengths)      # right-padded rows
+    .. math::
 
-    Attributes (besides those of :class:`RecurrentLayer`):
+        i_t &= \sigma(z_{i,t} + p_i \odot c_{t-1}) && \quad \text{input gate} \\
+        f_t &= \sigma(z_{f,t} + p_f \odot c_{t-1}) && \quad \text{forget gate} \\
+        g_t &= \tanh(z_{g,t}) && \quad \text{input activation} \\
+        c_t &= f_t \odot c_{t-1} + i_t \odot g_t && \quad \text{cell state} \\
+        o_t &= \sigma(z_{o,t} + p_o \odot c_t) && \quad \text{output gate} \\
+        h_t &= o_t \odot \tanh(c_t) && \quad \text{output}
+
+    The peephole terms :math:`p` are present only with ``use_peepholes=True``;
+    ``cell_activation`` replaces the tanh of :math:`g_t`, ``output_activation`` that of
+    :math:`h_t`. The cell state is additive, so its gradient flows back unchanged while the forget
+    gate is open.
+
+    Learned parameters: ``kernel`` W ``[F, 4H]``, ``recurrent_kernel`` U ``[H, 4H]``, ``bias`` b
+    ``[4H]`` (gate order i, f, g, o: Keras' ``LSTM`` layout, whose "c" is our "g", and PyTorch's
+    order), ``peepholes`` ``[3, H]`` (rows i, f, o). The carry is a named :class:`LSTMCarry`
+    ``(cell, hidden)``, each ``[B, H]``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import LSTM
+        >>> x = jnp.ones((2, 5, 3))  # [batch, time, features]
+        >>> layer = LSTM(features=4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, variables["params"])
+        {'bias': (16,), 'kernel': (3, 16), 'recurrent_kernel': (4, 16)}
+        >>> carry, ys = layer.apply(variables, x)  # from a zero carry
+        >>> ys.shape, carry.cell.shape, carry.hidden.shape
+        ((2, 5, 4), (2, 4), (2, 4))
+        >>> carry, ys = layer.apply(variables, x, initial_carry=carry)  # continue
+        >>> lengths = jnp.array([5, 2])  # row 1 is right-padded after 2 steps
+        >>> carry, ys = layer.apply(variables, x, seq_lengths=lengths)
+        >>> bool((ys[1, 2:] == 0).all()), bool(jnp.allclose(carry.hidden[1], ys[1, 1]))
+        (True, True)
+
+    The attributes of :class:`RecurrentLayer` (``features``, ``reverse``, ``time_major``,
+    ``unroll``, ``remat``, initialisers, dtypes, ...) apply; the LSTM adds:
+
+    Attributes:
       cell_activation: the input activation g (tanh).
       output_activation: the output activation h (tanh).
       use_peepholes: diagonal peephole connections from the cell to the gates.

@@ -70,7 +70,7 @@ def scan_recurrence(
       ``(carry, hs)`` with ``hs`` of shape ``[T, B, H]``.
     """
     flip_rows = reverse and seq_lengths is not None
-    if flip_rows:
+    if flip_rows and seq_lengths is not None:  # (flip_rows implies it; said for the type checker)
         xs_tm = reverse_padded(xs_tm, seq_lengths)
         if hidden_offsets_tm is not None:
             hidden_offsets_tm = reverse_padded(hidden_offsets_tm, seq_lengths)
@@ -103,6 +103,6 @@ def scan_recurrence(
         reverse=reverse and not flip_rows,
         unroll=unroll,
     )
-    if flip_rows:
+    if flip_rows and seq_lengths is not None:
         hs = reverse_padded(hs, seq_lengths)
     return carry, hs

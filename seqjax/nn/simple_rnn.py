@@ -33,16 +33,31 @@ def simple_rnn_step(
 
 
 class SimpleRNN(RecurrentLayer):
-    """Elman RNN layer over ``[batch, time, features]``; returns ``(hidden [B, H], outputs)``.
+    r"""Elman RNN layer over ``[batch, time, features]``; returns ``(hidden [B, H], outputs)``.
 
-    Example::
+    .. math::
 
-        layer = SimpleRNN(features=32)
-        variables = layer.init(jax.random.key(0), x)            # x: [B, T, F]
-        carry, ys = layer.apply(variables, x)                    # ys: [B, T, 32]
-        carry, ys = layer.apply(variables, x_next, initial_carry=carry)
+        h_t = \mathrm{act}(x_t W + h_{t-1} U + b)
 
-    Attributes (besides those of :class:`RecurrentLayer`):
+    Learned parameters: ``kernel`` W ``[F, H]``, ``recurrent_kernel`` U ``[H, H]``, ``bias`` b
+    ``[H]``; ``outputs`` is every :math:`h_t`, ``[B, T, H]``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import SimpleRNN
+        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> layer = SimpleRNN(features=4)
+        >>> variables = layer.init(jax.random.key(0), x)
+        >>> hidden, ys = layer.apply(variables, x)
+        >>> hidden.shape, ys.shape
+        ((2, 4), (2, 5, 4))
+        >>> hidden, ys_next = layer.apply(variables, x, initial_carry=hidden)  # continue
+        >>> ys_next.shape
+        (2, 5, 4)
+
+    The attributes of :class:`RecurrentLayer` apply; the SimpleRNN adds:
+
+    Attributes:
       activation: ``act`` (tanh by default; e.g. ``jax.nn.relu``).
     """
 

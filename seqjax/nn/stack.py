@@ -12,11 +12,16 @@ import jax
 class StackedRNN(nn.Module):
     """A stack of recurrent layers (or ``Bidirectional`` wrappers), each feeding the next.
 
-    Example::
-
-        stack = StackedRNN([LSTM(128), LSTM(128)], dropout_rate=0.2)
-        variables = stack.init(key, x)
-        carries, ys = stack.apply(variables, x, deterministic=False, rngs={"dropout": key})
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.nn import GRU, LSTM, StackedRNN
+        >>> x = jnp.ones((2, 5, 3))                                 # [batch, time, features]
+        >>> stack = StackedRNN([LSTM(4), GRU(3)], dropout_rate=0.5)
+        >>> variables = stack.init(jax.random.key(0), x)
+        >>> key = jax.random.key(1)
+        >>> carries, ys = stack.apply(variables, x, deterministic=False, rngs={"dropout": key})
+        >>> len(carries), carries[0].hidden.shape, carries[1].shape, ys.shape
+        (2, (2, 4), (2, 3), (2, 5, 3))
 
     Attributes:
       layers: the layers, bottom first.

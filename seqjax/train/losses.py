@@ -104,34 +104,98 @@ def masked_sum(values: Array, mask: Array | None = None) -> tuple[Array, Array]:
 
 
 def masked_mean(values: Array, mask: Array | None = None) -> Array:
-    """``sum(mask * values) / max(sum(mask), 1)``: the mean over the examples that exist."""
+    """``sum(mask * values) / max(sum(mask), 1)``: the mean over the examples that exist.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import masked_mean
+        >>> values = jnp.array([[1.0, 2.0], [3.0, 4.0]])           # per example, [B, T]
+        >>> float(masked_mean(values)), float(masked_mean(values, jnp.array([[1, 0], [1, 0]])))
+        (2.5, 2.0)
+        >>> float(masked_mean(values, jnp.zeros((2, 2))))          # no target at all: 0, not NaN
+        0.0
+    """
     total, count = masked_sum(values, mask)
     return total / jnp.maximum(count, 1.0)
 
 
 # ---- the public losses and metrics: scalars -----------------------------------------------------
 def mse(predictions: Array, targets: Array, mask: Array | None = None) -> Array:
-    """Masked mean squared error (mean over features, masked mean over examples)."""
+    """Masked mean squared error (mean over features, masked mean over examples).
+
+    ``predictions`` and ``targets``: ``[B, T, O]`` (many-to-many) or ``[B, O]`` (many-to-one);
+    ``mask``: ``[B, T]`` or ``[B]``, 1 where a target exists.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import mse
+        >>> predictions = jnp.array([[[1.0], [2.0], [3.0]]])       # [B=1, T=3, O=1]
+        >>> targets = jnp.zeros((1, 3, 1))
+        >>> float(mse(predictions, targets))                       # (1 + 4 + 9) / 3
+        4.666...
+        >>> float(mse(predictions, targets, mask=jnp.array([[1, 1, 0]])))  # no target at t=2
+        2.5
+    """
     return masked_mean(squared_error(predictions, targets), mask)
 
 
 def mae(predictions: Array, targets: Array, mask: Array | None = None) -> Array:
-    """Masked mean absolute error."""
+    """Masked mean absolute error; shapes as for :func:`mse`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import mae
+        >>> predictions = jnp.array([[1.0], [-3.0]])               # many-to-one: [B=2, O=1]
+        >>> float(mae(predictions, jnp.zeros((2, 1)))), float(mae(predictions, jnp.zeros((2, 1)), jnp.array([1, 0])))
+        (2.0, 1.0)
+    """
     return masked_mean(absolute_error(predictions, targets), mask)
 
 
 def huber(
     predictions: Array, targets: Array, mask: Array | None = None, delta: float = 1.0
 ) -> Array:
-    """Masked Huber loss."""
+    """Masked Huber loss: quadratic for errors within ``delta``, linear outside; shapes as for
+    :func:`mse`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import huber
+        >>> predictions = jnp.array([[0.5], [3.0]])                # errors 0.5 and 3
+        >>> float(huber(predictions, jnp.zeros((2, 1))))            # (0.5 * 0.5**2 + (3 - 0.5)) / 2
+        1.3125
+    """
     return masked_mean(huber_error(predictions, targets, delta), mask)
 
 
 def softmax_cross_entropy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
-    """Masked softmax cross-entropy; ``labels`` integer ids ``[B(, T)]`` or one-hot like ``logits``."""
+    """Masked softmax cross-entropy; ``labels`` integer ids ``[B(, T)]`` or one-hot like ``logits``.
+
+    ``logits``: ``[B, T, C]`` or ``[B, C]``; ``mask``: ``[B, T]`` or ``[B]``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import softmax_cross_entropy
+        >>> logits = jnp.zeros((2, 4))                             # uniform over C=4 classes
+        >>> round(float(softmax_cross_entropy(logits, jnp.array([0, 3]))), 4)   # log(4)
+        1.3863
+        >>> one_hot = jnp.eye(4)[jnp.array([0, 3])]                # the same labels, one-hot
+        >>> round(float(softmax_cross_entropy(logits, one_hot)), 4)
+        1.3863
+    """
     return masked_mean(cross_entropy_error(logits, labels), mask)
 
 
 def accuracy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
-    """Masked fraction of examples whose argmax is the label."""
+    """Masked fraction of examples whose argmax is the label; shapes as for
+    :func:`softmax_cross_entropy`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train import accuracy
+        >>> logits = jnp.array([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])   # [B=1, T=3, C=2]
+        >>> labels = jnp.array([[0, 1, 1]])                        # the last step is wrong
+        >>> float(accuracy(logits, labels)), float(accuracy(logits, labels, jnp.array([[1, 1, 0]])))
+        (0.666..., 1.0)
+    """
     return masked_mean(correct(logits, labels), mask)

@@ -13,7 +13,7 @@ _HOMEPAGES = {
 }
 
 
-class _RealSeriesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _RealSeriesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]  # tfds is untyped: mypy sees object.__init_subclass__
     """One record holding a whole real series, split ``train``."""
 
     VERSION = tfds.core.Version("1.0.0")
