@@ -28,7 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.online import load_average, load_returns, score, train_batched
+from experiments.online import load_average, load_returns, persistence_z, score, train_batched
 from seqjax.export import SERVE_SCRIPT, export_step, to_plain
 
 # Runs the serving script with `import seqjax` made impossible, checking that it is.
@@ -110,6 +110,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     seconds, traced, rss = served["seconds"], served["traced_bytes"], served["rss_bytes"]
     warm = min(100, len(seconds) // 2)  # calls after the first compilation and warm-up
     calls = len(seconds) - warm
+    half = len(seconds) // 2
+    marks = [i for i in (1000, 2000, 4000, 6000) if i < len(seconds)]
     test = data["splits"]["test"]
     test_days = test[:-1] if test[-1] + 1 >= len(data["prices"]) else test
     results = {
@@ -135,12 +137,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "rss_bytes_after_warmup": int(rss[warm]),
             "rss_bytes_last": int(rss[-1]),
             "rss_growth_per_call_bytes": float((rss[-1] - rss[warm]) / calls),
+            # The allocator's pools settle within a few thousand calls; then RSS is flat.
+            "rss_growth_per_call_second_half_bytes": float(
+                (rss[-1] - rss[half]) / (len(rss) - 1 - half)
+            ),
+            "rss_bytes_at_call": {
+                int(i): int(rss[i]) for i in sorted({warm, *marks, len(rss) - 1})
+            },
         },
         "test": {
             "served_lstm": score(
                 data, (served_r[test_days - 1] - scaler.mean_) / scaler.scale_, test_days
             ),
-            "persistence": score(data, np.zeros(len(test_days)), test_days),
+            "persistence": score(data, persistence_z(data, test_days), test_days),
         },
         "load_before": load_before,
         "load_after": load_average(),
@@ -163,7 +172,8 @@ def summary(results: dict[str, Any]) -> str:
             f"time per call: median {1e6 * call['median']:.0f} us, p90 {1e6 * call['p90']:.0f} "
             f"us, p99 {1e6 * call['p99']:.0f} us (first call {results['first_call_seconds']:.2f} s)",
             f"memory per call: Python heap {memory['traced_growth_per_call_bytes']:+.1f} B/call, "
-            f"RSS {memory['rss_growth_per_call_bytes']:+.1f} B/call "
+            f"RSS {memory['rss_growth_per_call_bytes']:+.1f} B/call after call {min(memory['rss_bytes_at_call'])}, "
+            f"{memory['rss_growth_per_call_second_half_bytes']:+.1f} B/call over the second half "
             f"(RSS {memory['rss_bytes_last'] / 2**20:.0f} MiB)",
             f"test RMSE $: served LSTM {results['test']['served_lstm']['rmse']:.4f}, "
             f"persistence {results['test']['persistence']['rmse']:.4f}; load "

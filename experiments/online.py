@@ -4,7 +4,8 @@ Data: the daily close 1986-2017 (``seqjax.data.load_msft``), as daily log return
 ``r[t] = log(p[t+1] / p[t])``; ``chronological_split`` 75/15/10 of the returns; a
 ``Standardizer`` fitted on the training part only. Every model reads the standardised return of
 day t and predicts that of day t+1, mapped back to a price ``p[t+1] * exp(r_hat)``; test RMSE and
-MAE in dollars against persistence (tomorrow = today, i.e. a zero return) on the same days.
+MAE in dollars against persistence (tomorrow = today, i.e. a zero return) and drift (the
+training part's mean return) on the same days.
 
 Models:
 
@@ -36,23 +37,45 @@ import ml_collections
 import numpy as np
 import optax
 
-from seqjax.data import Standardizer, chronological_split, load_msft, stateful_batches
+from seqjax.data import (
+    Standardizer,
+    chronological_split,
+    load_msft,
+    load_series,
+    stateful_batches,
+)
 from seqjax.nn import LSTM
 from seqjax.train import SequenceModel, create_online_state, fit, online_fit
 
 
 # ---- data ----------------------------------------------------------------------------------
 def load_returns(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Prices ``p [n]``, returns ``r [n-1]``, split indices of ``r``, scaler, standardised ``z``."""
-    prices = np.asarray(load_msft(columns=("Close",)).values[:, 0], np.float64)
+    """Prices ``p [n]``, the modelled series ``s [n-1]`` (``s[t]`` is known on day ``t + 1``),
+    split indices of ``s``, scaler, standardised ``z``.
+
+    ``data.transform``: ``logdiff`` (default): ``s[t] = log(p[t+1] / p[t])``; ``level``:
+    ``s[t] = p[t+1]`` (the series itself, e.g. the sunspot numbers).
+    """
+    if config.data.name == "msft":
+        prices = load_msft(columns=("Close",)).values[:, 0]
+    else:
+        series = load_series(config.data.name)
+        prices = series.values if series.values.ndim == 1 else series.values[:, 0]
+    prices = np.asarray(prices, np.float64)
     if config.data.limit:
         prices = prices[-config.data.limit :]
-    returns = np.diff(np.log(prices))
+    if config.data.transform == "logdiff":
+        returns = np.diff(np.log(prices))
+    elif config.data.transform == "level":
+        returns = prices[1:].copy()
+    else:
+        raise ValueError(f"data.transform must be logdiff or level; got {config.data.transform!r}")
     train, val, test = chronological_split(np.arange(len(returns)), *config.data.split)
     scaler = Standardizer().fit(returns[train])
     return {
         "prices": prices,
         "returns": returns,
+        "transform": config.data.transform,
         "z": scaler.transform(returns).astype(np.float32),
         "splits": {"train": train, "val": val, "test": test},
         "scaler": scaler,
@@ -77,9 +100,11 @@ def predict_series(model: SequenceModel, params: Any, z: np.ndarray) -> np.ndarr
 def score(data: dict[str, Any], predicted_z: np.ndarray, days: np.ndarray) -> dict[str, float]:
     """RMSE/MAE in dollars (and of the standardised return) of the predictions for ``days``
     (indices of ``r``; ``predicted_z[i]`` predicts ``z[days[i]]``)."""
-    predicted_r = data["scaler"].inverse_transform(np.asarray(predicted_z, np.float64))
+    predicted_s = data["scaler"].inverse_transform(np.asarray(predicted_z, np.float64))
     prices = data["prices"]
-    error = prices[days] * np.exp(predicted_r) - prices[days + 1]
+    if data["transform"] == "logdiff":
+        predicted_s = prices[days] * np.exp(predicted_s)
+    error = predicted_s - prices[days + 1]
     z_error = np.asarray(predicted_z, np.float64) - data["z"][days]
     persistence = prices[days] - prices[days + 1]
     gain = persistence**2 - error**2  # > 0 on average: better than persistence
@@ -92,6 +117,14 @@ def score(data: dict[str, Any], predicted_z: np.ndarray, days: np.ndarray) -> di
         "mse_gain_vs_persistence": float(np.mean(gain)),
         "mse_gain_se": float(np.std(gain, ddof=1) / np.sqrt(len(gain))),
     }
+
+
+def persistence_z(data: dict[str, Any], days: np.ndarray) -> np.ndarray:
+    """Persistence (tomorrow's price = today's) as standardised predictions of ``s[days]``."""
+    scaler = data["scaler"]
+    if data["transform"] == "logdiff":  # a zero return
+        return np.full(len(days), -scaler.mean_ / scaler.scale_)
+    return scaler.transform(data["prices"][days])
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -174,13 +207,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     test_days = test[:-1] if test[-1] + 1 >= len(data["prices"]) else test
     inputs_for = test_days - 1  # the prediction of z[d] is made on day d - 1
     results: dict[str, Any] = {
+        "data": f"{config.data.name} ({config.data.transform})",
         "test_days": int(len(test_days)),
         "train_days": int(len(data["splits"]["train"])),
         "load_before": load_average(),
         "cpu_count": os.cpu_count(),
         "models": {},
     }
-    results["models"]["persistence"] = score(data, np.zeros(len(test_days)), test_days)
+    results["models"]["persistence"] = score(data, persistence_z(data, test_days), test_days)
+    results["models"]["drift"] = score(data, np.zeros(len(test_days)), test_days)  # train mean
     model, params, seconds = train_batched(config, data, path / "batched")
     entry = score(data, predict_series(model, params, z)[inputs_for], test_days)
     entry.update(seconds=seconds, updates=int(config.batched.epochs) * _num_batches(config, data))
@@ -201,12 +236,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         results["models"][f"online_k{k}"] = entry
     results["load_after"] = load_average()
     models = results["models"]
-    results["winner"] = min(models, key=lambda name: models[name]["rmse"])
+    learned = {n: m for n, m in models.items() if n not in ("persistence", "drift")}
+    results["winner"] = min(learned, key=lambda name: learned[name]["rmse"])
     prequential = {
         f"{n} (prequential)": m["prequential"] for n, m in models.items() if "prequential" in m
     }
     results["winner_with_prequential"] = min(
-        {**models, **prequential}.items(), key=lambda item: item[1]["rmse"]
+        {**learned, **prequential}.items(), key=lambda item: item[1]["rmse"]
     )[0]
     (path / "results.json").write_text(json.dumps(results, indent=2))
     return results
@@ -219,10 +255,10 @@ def _num_batches(config, data) -> int:
 
 def summary(results: dict[str, Any]) -> str:
     lines = [
-        f"MSFT next-day close, {results['test_days']} test days "
+        f"{results['data']}: next step, {results['test_days']} test steps "
         f"({results['train_days']} training days); load {results['load_before']} -> "
         f"{results['load_after']} on {results['cpu_count']} cores",
-        f"{'model':<14}{'RMSE $':>9}{'MAE $':>9}{'RMSE z':>9}{'preq. RMSE $':>14}"
+        f"{'model':<14}{'RMSE':>9}{'MAE':>9}{'RMSE z':>9}{'preq. RMSE':>14}"
         f"{'updates':>9}{'wall s':>9}",
     ]
     for name, m in results["models"].items():
@@ -234,13 +270,13 @@ def summary(results: dict[str, Any]) -> str:
             f"{preq_text:>14}{m.get('updates', ''):>9}{wall:>9}"
         )
     lines.append(
-        f"lowest test RMSE: {results['winner']} (frozen models), "
+        f"lowest test RMSE of the learned models: {results['winner']} (frozen), "
         f"{results['winner_with_prequential']} (with the prequential scores)"
     )
     gains = [
         f"{name} {m['mse_gain_vs_persistence']:+.4f} +- {m['mse_gain_se']:.4f}"
         for name, m in results["models"].items()
-        if name != "persistence"
+        if name not in ("persistence", "drift")
     ]
-    lines.append("MSE gain over persistence ($^2, +- 1 s.e.): " + ", ".join(gains))
+    lines.append("MSE gain over persistence (units^2, +- 1 s.e.): " + ", ".join(gains))
     return "\n".join(lines)

@@ -28,6 +28,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.split = (0.75, 0.15, 0.10)
     c.data.limit = 0
+    c.data.name = "msft"
+    c.data.transform = "logdiff"
 
     c.model = ml_collections.ConfigDict()
     c.model.hidden = 32

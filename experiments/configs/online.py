@@ -8,13 +8,15 @@ Command (the defaults)::
 Variants (``get_config(arg)``, comma-separated words after the colon; an unknown word raises):
 
 - ``:tiny``: the last 600 days, tiny models, one epoch: seconds (the tests use it).
+- ``:sunspots``: monthly sunspot numbers 1749-1983 on the level (a predictable, cyclic series),
+  ``--workdir=runs/online_sunspots``.
 
 Overrides, e.g. ``--config.online.windows=1,5,20 --config.batched.epochs=30``.
 """
 
 import ml_collections
 
-VARIANTS = ("tiny",)
+VARIANTS = ("tiny", "sunspots")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -29,6 +31,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.split = (0.75, 0.15, 0.10)  # chronological train / val / test of the daily returns
     c.data.limit = 0  # keep only the last `limit` prices (0: all 7983)
+    c.data.name = "msft"  # or any of seqjax.data.REAL_DATASETS (first column)
+    c.data.transform = "logdiff"  # daily log return; "level": the series itself
 
     c.model = ml_collections.ConfigDict()
     c.model.hidden = 32
@@ -45,6 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batched.learning_rate = 1e-3
     c.batched.clip_norm = 1.0
 
+    if "sunspots" in words:  # a cyclic series where the models can beat persistence
+        c.data.name = "sunspots_monthly"
+        c.data.transform = "level"
     if "tiny" in words:
         c.data.limit = 600
         c.model.hidden = 4

@@ -36,7 +36,9 @@ def _main(config: str, workdir: Path) -> str:
 def test_online_tiny(tmp_path):
     out = _main("experiments/configs/online.py:tiny", tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["models"]) == {"persistence", "batched", "online_k1", "online_k4"}
+    models = results["models"]
+    assert set(models) == {"persistence", "drift", "batched", "online_k1", "online_k4"}
+    assert models["persistence"]["mse_gain_vs_persistence"] == 0.0
     for name, model in results["models"].items():
         assert model["rmse"] > 0 and model["mae"] > 0, name
     assert results["models"]["online_k4"]["updates"] == results["train_days"] - 1
