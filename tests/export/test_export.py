@@ -8,6 +8,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import flax.linen as nn
 import hypothesis
 import hypothesis.strategies as st
 import jax
@@ -18,7 +19,7 @@ from export_helpers import FEATURES, KINDS, run_blocked, sine_stream, trained
 
 from seqjax.data import Standardizer
 from seqjax.export import SERVE_SCRIPT, export_step, from_plain, to_plain, with_scan
-from seqjax.nn import GRU, LSTM, Bidirectional, SimpleRNN, StackedRNN
+from seqjax.nn import GRU, LSTM, Bidirectional, LSTMCarry, SimpleRNN, StackedRNN
 from seqjax.train import SequenceModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,8 @@ def test_one_step_at_a_time_without_seqjax_equals_chunked_evaluation(tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_chunks_of_several_steps(kind):
     model, variables = trained(kind)
-    exp = jax.export.deserialize(export_step(model, variables, batch_size=2, time_steps=5))
+    blob = export_step(model, variables, batch_size=2, time_steps=5, features=FEATURES)
+    exp = jax.export.deserialize(blob)
     test = sine_stream(2, 20, phase=7.0)
     carry, outputs = zeros_carry(exp, 2), []
     for k in range(4):
@@ -273,3 +275,48 @@ def test_readme_snippet_is_the_one_the_serving_script_runs():
     script = textwrap.dedent(SERVE_SCRIPT.read_text())
     body = textwrap.dedent("\n".join(line[4:] for line in SERVE_SCRIPT.read_text().splitlines()))
     assert snippet in body or snippet in script
+
+
+class _NormedLSTM(nn.Module):
+    """The model protocol with a ``batch_stats`` collection: BatchNorm on the inputs (running
+    averages), an LSTM, a Dense head."""
+
+    @nn.compact
+    def __call__(self, inputs, carry=None, seq_lengths=None, *, deterministic=True):
+        x = nn.BatchNorm(use_running_average=True)(inputs)
+        carry, ys = LSTM(3, name="recurrent")(x, carry, seq_lengths)
+        return carry, nn.Dense(1)(ys)
+
+    def initial_carry(self, batch_size, dtype=jnp.float32):
+        zeros = jnp.zeros((batch_size, 3), dtype)
+        return LSTMCarry(zeros, zeros)
+
+
+def test_batch_stats_are_baked_in():
+    model = _NormedLSTM()
+    x = sine_stream(2, 5)
+    variables = model.init(jax.random.key(0), x)
+    stats = {"mean": jnp.full((FEATURES,), 0.7), "var": jnp.full((FEATURES,), 3.0)}
+    variables = {"params": variables["params"], "batch_stats": {"BatchNorm_0": stats}}
+    blob = export_step(model, variables, batch_size=2, time_steps=5, features=FEATURES)
+    exp = jax.export.deserialize(blob)
+    _, y = exp.call(zeros_carry(exp, 2), x)
+    expected = model.apply(variables, x)[1]
+    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
+    zero_stats = {
+        "params": variables["params"],
+        "batch_stats": {"BatchNorm_0": {"mean": jnp.zeros(FEATURES), "var": jnp.ones(FEATURES)}},
+    }
+    assert np.abs(np.asarray(y) - model.apply(zero_stats, x)[1]).max() > 1e-3  # stats matter
+
+
+def test_docstring_examples():
+    import doctest
+
+    import seqjax.export.carry
+    import seqjax.export.scan_only
+    import seqjax.export.step
+
+    for module in (seqjax.export.step, seqjax.export.scan_only, seqjax.export.carry):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -156,3 +156,12 @@ def test_bad_input_is_named():
             rng,
             reset=np.zeros(2, bool),
         )
+
+
+def test_docstring_examples():
+    import doctest
+
+    import seqjax.train.online
+
+    result = doctest.testmod(seqjax.train.online)
+    assert result.failed == 0 and result.attempted >= 10
