@@ -21,7 +21,9 @@ Both are evaluated the same way: the final parameters run over the whole series 
 carry in one call (the chunked evaluation) and the test days' predictions are scored. The
 online models are also scored *prequentially*: they keep learning through validation and test,
 and each test day is predicted before the update that sees it (how an online model is used).
-Wall times include compilation; the machine is shared (see ``results["load"]``).
+Wall times include compilation; the machine is shared (``results["load_before"]``,
+``load_after``). Use a fresh workdir for timings: ``fit`` resumes from the checkpoints it finds in
+``workdir/batched``.
 """
 
 from __future__ import annotations
