@@ -9,8 +9,9 @@ with the parameters (and any ``batch_stats``) baked in as constants, lowered for
 asked in one artifact. ``carry`` is the model's carry as plain containers
 (:mod:`seqjax.export.carry`: ``LSTMCarry`` becomes ``{"cell", "hidden"}``, a ``StackedRNN``'s
 carry a tuple of one entry per layer), so a process that never imports seqjax can load and call
-it with ``jax.export.deserialize(blob).call(...)``. ``reset`` rows start from zeros before the
-chunk (a stream restarted). The loop is the ``lax.scan`` on every platform
+it with ``jax.export.deserialize(blob).call(...)``. ``reset`` rows start from the model's initial
+carry before the chunk (a stream restarted): zeros, or the learned initial state of layers with
+``learn_initial_carry`` (such a model needs ``reset=True``; pass it on a stream's first call). The loop is the ``lax.scan`` on every platform
 (:func:`seqjax.export.with_scan`), so the artifact holds no custom call of seqjax's kernels.
 """
 
@@ -47,7 +48,7 @@ def _modules(module: Any, path: str) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def _check_options(model: nn.Module) -> None:
+def _check_options(model: nn.Module, reset: bool) -> None:
     """Raises ValueError naming the first option a streaming export cannot honour."""
     for path, module in _modules(model, "model"):
         kind = type(module).__name__
@@ -66,12 +67,11 @@ def _check_options(model: nn.Module) -> None:
                 f"export_step: {path} ({kind}) has time_major=True; the exported step takes "
                 "batch-major inputs [batch, time, features]."
             )
-        if getattr(module, "learn_initial_carry", False):
+        if getattr(module, "learn_initial_carry", False) and not reset:
             raise ValueError(
-                f"export_step: {path} ({kind}) has learn_initial_carry=True; the exported step "
-                "starts streams (and reset rows) from a zero carry, which would not match the "
-                "learned initial state. Train with learn_initial_carry=False, or pass the "
-                "learned state as the first carry yourself and export without reset."
+                f"export_step: {path} ({kind}) has learn_initial_carry=True: a stream must start "
+                "from the learned initial state, not from zeros. Export with reset=True and pass "
+                "reset=True for a stream's first call (its rows then start from the learned state)."
             )
 
 
@@ -146,7 +146,8 @@ def export_step(
         ``"same"`` (default): the ``standardizer`` (next-step forecasting of the same
         quantity); ``None``: predictions stay standardised.
       features: ``F``; default: read from the first recurrent layer's input kernel.
-      reset: add a third argument ``reset [B] bool``; its true rows restart from zeros.
+      reset: add a third argument ``reset [B] bool``; its true rows restart from the initial
+        carry (zeros, or the learned initial state; required with ``learn_initial_carry``).
       dtype: dtype of ``inputs``, the carry and the baked statistics.
 
     Returns:
@@ -156,7 +157,7 @@ def export_step(
 
     Raises:
       ValueError: an option a streaming step cannot honour (``Bidirectional``, ``reverse``,
-        ``time_major``, ``learn_initial_carry``), a bad ``batch_size``/``time_steps``/platform,
+        ``time_major``, ``learn_initial_carry`` without ``reset``), a bad ``batch_size``/``time_steps``/platform,
         or an unfitted or mis-shaped standardizer; named in the message. Calling the artifact
         with another batch size or feature count fails in ``exp.call``, naming the shapes.
 
@@ -189,7 +190,7 @@ def export_step(
             f"export_step: {type(model).__name__} has no initial_carry(batch_size, "
             "dtype) method (use seqjax.train.SequenceModel)."
         )
-    _check_options(model)
+    _check_options(model, reset)
     batch = _batch_dim(batch_size)
     if features is None:
         features = _recurrent_input_features(model, variables["params"])
@@ -205,7 +206,9 @@ def export_step(
 
     scan_model = with_scan(model)
     variables = dict(variables)
-    template = jax.eval_shape(lambda: model.initial_carry(1, dtype))
+    initial_carry = lambda module, size: module.initial_carry(size, dtype)
+    # Bound: a learned initial state (learn_initial_carry) needs the parameters.
+    template = jax.eval_shape(lambda: model.apply(variables, 1, method=initial_carry))
     carry_avals = to_plain(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype), template)
     )
@@ -214,10 +217,13 @@ def export_step(
     def step(carry, inputs, reset_rows=None):
         carry = from_plain(template, carry)
         if reset_rows is not None:
-            keep = lambda a: jnp.where(
-                reset_rows.reshape((-1,) + (1,) * (a.ndim - 1)), jnp.zeros_like(a), a
+            rows = inputs.shape[0]
+            # zeros, or the learned initial state (learn_initial_carry)
+            fresh = scan_model.apply(variables, rows, method=initial_carry)
+            select = lambda new, old: jnp.where(
+                reset_rows.reshape((-1,) + (1,) * (old.ndim - 1)), new.astype(old.dtype), old
             )
-            carry = jax.tree.map(keep, carry)
+            carry = jax.tree.map(select, fresh, carry)
         if inputs_stats is not None:
             inputs = (inputs - inputs_stats[0]) / inputs_stats[1]
         carry, predictions = scan_model.apply(variables, inputs, carry)

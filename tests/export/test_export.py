@@ -210,7 +210,7 @@ def test_plain_carry_round_trip():
 @pytest.mark.parametrize(
     "model, option",
     [
-        (SequenceModel(LSTM(3, learn_initial_carry=True), 1), "learn_initial_carry"),
+        (SequenceModel(LSTM(3, learn_initial_carry=True), 1), "learn_initial_carry.*reset=True"),
         (SequenceModel(StackedRNN([GRU(3), GRU(3, reverse=True)]), 1), r"layers\[1\].*reverse"),
         (SequenceModel(Bidirectional(GRU(3)), 1), "Bidirectional"),
     ],
@@ -320,3 +320,25 @@ def test_docstring_examples():
     for module in (seqjax.export.step, seqjax.export.scan_only, seqjax.export.carry):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_learned_initial_state_is_where_reset_rows_start():
+    """learn_initial_carry: exported with reset=True, a stream's first call (reset) starts from
+    the learned state, as the library does when no carry is given."""
+    model = SequenceModel(StackedRNN([LSTM(3, learn_initial_carry=True), GRU(2)]), 1)
+    x = sine_stream(2, 6)
+    variables = model.init(jax.random.key(0), x)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, a: a + 0.5 if "initial" in jax.tree_util.keystr(path) else a,
+        variables["params"],
+    )
+    variables = {"params": params}
+    exp = jax.export.deserialize(
+        export_step(model, variables, batch_size=2, time_steps=3, reset=True)
+    )
+    carry, first = exp.call(zeros_carry(exp, 2), x[:, :3], np.ones(2, bool))
+    carry, second = exp.call(carry, x[:, 3:], np.zeros(2, bool))
+    _, expected = model.apply(variables, x)  # no carry: the learned initial state
+    np.testing.assert_allclose(np.concatenate([first, second], 1), expected, rtol=RTOL, atol=ATOL)
+    without_reset = exp.call(zeros_carry(exp, 2), x[:, :3], np.zeros(2, bool))[1]
+    assert np.abs(np.asarray(first) - np.asarray(without_reset)).max() > 1e-3  # zeros differ
