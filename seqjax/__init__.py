@@ -8,13 +8,14 @@ Subpackages (import what you need; none of them needs TensorFlow, Keras or PyTor
 - ``seqjax.diagnostics``: gradient flow over time.
 - ``seqjax.interop``: Keras and PyTorch weights in and out.
 - ``seqjax.transfer``: freezing parameters with optax, fine-tuning.
+- ``seqjax.export``: a trained model as a stateful ``jax.export`` step that runs without seqjax.
 """
 
 __version__ = "0.1.0"
 
 import importlib as _importlib
 
-_SUBPACKAGES = ("nn", "data", "train", "diagnostics", "interop", "transfer", "models")
+_SUBPACKAGES = ("nn", "data", "train", "diagnostics", "interop", "transfer", "models", "export")
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@
 - :func:`train_step`, :func:`eval_step`, :func:`predict_step`: pure steps that thread the carry
   (truncated BPTT by construction); jit them at the call site with ``donate_argnums``.
 - :func:`zero_carry`, :func:`reset_carry`, :func:`check_batch_size`: the carry outside the state.
+- :func:`online_step`, :func:`online_fit`: an update per observation, TBPTT(1, k).
 - :func:`fit`: epochs, validation, early stopping, test, checkpoints with auto-resume, NaN guard.
 - losses: :func:`mse`, :func:`mae`, :func:`huber`, :func:`softmax_cross_entropy`,
   :func:`accuracy` with target masks, many-to-one and many-to-many.
@@ -17,6 +18,7 @@ from seqjax.train.loop import FitResult, fit
 from seqjax.train.losses import accuracy, huber, mae, masked_mean, mse, softmax_cross_entropy
 from seqjax.train.metrics_writer import MetricsWriter
 from seqjax.train.models import SequenceModel
+from seqjax.train.online import OnlineState, create_online_state, online_fit, online_step
 from seqjax.train.sharding import (
     batch_sharding,
     initialize_distributed,
@@ -37,12 +39,14 @@ __all__ = [
     "FitResult",
     "MetricsWriter",
     "NonFiniteError",
+    "OnlineState",
     "SequenceModel",
     "TrainState",
     "accuracy",
     "batch_sharding",
     "check_batch",
     "check_batch_size",
+    "create_online_state",
     "create_train_state",
     "epoch_batches",
     "eval_step",
@@ -53,6 +57,8 @@ __all__ = [
     "make_mesh",
     "masked_mean",
     "mse",
+    "online_fit",
+    "online_step",
     "predict_step",
     "replicate",
     "replicated",
