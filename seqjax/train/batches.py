@@ -148,7 +148,9 @@ def epoch_batches(
         return ({k: v[i] for k, v in data.items()} for i in range(start, count))
     if isinstance(data, FreshBatches):  # skip to ``start`` without drawing the skipped batches
         if shuffle:
-            raise ValueError("shuffle=True needs arrays or a list of batches; FreshBatches are new.")
+            raise ValueError(
+                "shuffle=True needs arrays or a list of batches; FreshBatches are new."
+            )
         first = epoch * data.steps_per_epoch
         return (data.make_batch(first + i) for i in range(start, data.steps_per_epoch))
     if callable(data):

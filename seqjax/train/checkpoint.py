@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from seqjax.train.carry import Carry
+
+_NO_CARRY = np.zeros((), np.float32)  # stands for the None carry of a model without one
 from seqjax.train.state import TrainState
 
 
@@ -105,7 +108,7 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                carry=ocp.args.StandardSave(carry),
+                carry=ocp.args.StandardSave(_NO_CARRY if carry is None else carry),
                 loop=ocp.args.JsonSave(dict(loop)),
             ),
         )
@@ -122,11 +125,12 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(_abstract(state)),
-                carry=ocp.args.StandardRestore(_abstract(carry)),
+                carry=ocp.args.StandardRestore(_abstract(_NO_CARRY if carry is None else carry)),
                 loop=ocp.args.JsonRestore(),
             ),
         )
-        return restored.state, restored.carry, dict(restored.loop)
+        carry = None if carry is None else restored.carry  # a model without carry
+        return restored.state, carry, dict(restored.loop)
 
     def wait(self) -> None:
         """Blocks until background saves are written."""

@@ -317,8 +317,12 @@ def fit(
     rows = batch_size(example) * jax.process_count()
     frozen_key = None
     if frozen is not None:
-        params = variables["params"] if variables is not None else jax.eval_shape(
-            lambda: create_train_state(model, optax.identity(), example, seed=seed).params
+        params = (
+            variables["params"]
+            if variables is not None
+            else jax.eval_shape(
+                lambda: create_train_state(model, optax.identity(), example, seed=seed).params
+            )
         )
         frozen_key = _frozen_key(frozen, params)
     tx = optimizer if frozen_key is None else _selective(optimizer, frozen_key)

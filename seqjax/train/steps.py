@@ -200,7 +200,9 @@ def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tupl
     """
     leaves, treedef = jax.tree.flatten(params)
     flags = (False,) * len(leaves) if frozen is None else _frozen_flags(frozen, params)
-    constants = [jax.lax.stop_gradient(leaf) if f else None for leaf, f in zip(leaves, flags)]
+    constants = [
+        jax.lax.stop_gradient(leaf) if f else None for leaf, f in zip(leaves, flags, strict=True)
+    ]
 
     def rebuild(trainable: Sequence[Any], fill: Callable[[int], Any]) -> Any:
         it = iter(trainable)
@@ -209,7 +211,7 @@ def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tupl
     def loss_of_trainable(trainable):
         return loss_of_params(rebuild(trainable, lambda i: constants[i]))
 
-    trainable = [leaf for leaf, f in zip(leaves, flags) if not f]
+    trainable = [leaf for leaf, f in zip(leaves, flags, strict=True) if not f]
     out, grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
     return out, grads, rebuild, leaves
 
@@ -280,7 +282,9 @@ def train_step(
     new_state = state.apply_gradients(grads=full_grads, batch_stats=stats)
     if frozen is not None:  # exactly the old values (p + 0 could turn -0.0 into 0.0)
         new = jax.tree.leaves(new_state.params)
-        trainable = [n for n, f in zip(new, _frozen_flags(frozen, state.params)) if not f]
+        trainable = [
+            n for n, f in zip(new, _frozen_flags(frozen, state.params), strict=True) if not f
+        ]
         new_state = new_state.replace(params=rebuild(trainable, lambda i: old[i]))
     out = _metrics(sums)
     out["grad_norm"] = grad_norm
