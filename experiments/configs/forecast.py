@@ -24,9 +24,11 @@ Overrides, e.g. ``--config.models=cnn,stateful_lstm --config.data.window=100
 
 import ml_collections
 
+from experiments.configs import parse_arg
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = set(w for w in (arg or "").split(",") if w)
+    words = parse_arg(arg, tiny=False, sunspots=False, level=False)  # unknown words raise
     c = ml_collections.ConfigDict()
     c.experiment = "forecast"
     c.seed = 0
@@ -63,13 +65,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.plot = ml_collections.ConfigDict()
     c.plot.zoom = 120  # second panel: the last steps of the test part
 
-    if "sunspots" in words:
+    if words.sunspots:
         c.data.name = "sunspots_monthly"
         c.data.transform = "level"
         c.baselines.ar_order = 24
-    if "level" in words:
+    if words.level:
         c.data.transform = "level"
-    if "tiny" in words:
+    if words.tiny:
         c.data.limit = 900
         c.data.window = 20
         c.model.hidden = 8

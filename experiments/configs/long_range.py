@@ -18,6 +18,7 @@ Variants (``get_config(arg)``, comma-separated words after the colon):
 - ``:init``: LSTM forget bias 1 vs 3 vs chrono initialisation, same budget
   (``--workdir=runs/long_range_init``).
 - ``:T=500``, ``:T=1000``: longer lags (the paper's other rows); more steps are needed.
+- ``:steps=N``: the step budget. Words combine (``:tiny,T=30``); an unknown word raises.
 
 Overrides, e.g. ``--config.models=lstm,srn --config.train.steps=10000 --config.model.hidden=64``,
 ``--config.model.implementation=cpu_kernel`` (the compiled CPU loop; the same function).
@@ -27,16 +28,18 @@ Models: ``srn``, ``gru``, ``lstm`` (forget bias ``model.forget_bias``), ``lstm_f
 
 import ml_collections
 
+from experiments.configs import parse_arg
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = {w.split("=")[0]: (w.split("=") + [""])[1] for w in (arg or "").split(",") if w}
+    words = parse_arg(arg, tiny=False, init=False, T=0, steps=0)  # unknown words raise
     c = ml_collections.ConfigDict()
     c.experiment = "long_range"
     c.seed = 0
     c.models = "srn,gru,lstm_chrono"
 
     c.data = ml_collections.ConfigDict()
-    c.data.length = int(words.get("T") or 100)  # minimal length T; lengths in [T, T + T // 10]
+    c.data.length = words.T or 100  # minimal length T; lengths in [T, T + T // 10]
     c.data.batch_size = 64
     c.data.val_size = 512  # fresh sequences for the learning curves
     c.data.test_size = 2560  # fresh sequences scored once (the paper's table)
@@ -60,13 +63,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.diagnostics.batch_size = 64
     c.diagnostics.exploding_scale = 3.0  # recurrent weights orthogonal x this: exploding gradient
 
-    if "init" in words:
+    if words.init:
         c.models = "lstm_fb1,lstm,lstm_chrono"
         c.train.steps = 5000  # forget bias 3 needs thousands of steps, 1 more still
-    if "steps" in words:
-        c.train.steps = int(words["steps"])
-    if "tiny" in words:
-        c.data.length = int(words.get("T") or 20)
+    if words.steps:
+        c.train.steps = words.steps
+    if words.tiny:
+        c.data.length = words.T or 20
         c.data.batch_size = 32
         c.data.val_size = 128
         c.data.test_size = 256

@@ -16,9 +16,11 @@ With Keras' ImageNet weights on disk (never downloaded):
 
 import ml_collections
 
+from experiments.configs import parse_arg
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = set(w for w in (arg or "").split(",") if w)
+    words = parse_arg(arg, tiny=False)  # unknown words raise
     c = ml_collections.ConfigDict()
     c.experiment = "transfer"
     c.seed = 0
@@ -43,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.transfer.finetune_lr = 1e-5
     c.transfer.finetune_blocks = 4
 
-    if "tiny" in words:  # the smallest MobileNetV2 run: 16 training images, two steps an epoch
+    if words.tiny:  # the smallest MobileNetV2 run: 16 training images, two steps an epoch
         c.data.image_size = 32
         c.data.limit = 24
         c.transfer.alpha = 0.35

@@ -26,9 +26,27 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from seqjax.train.carry import Carry
+from seqjax.train.state import TrainState
 
 _NO_CARRY = np.zeros((), np.float32)  # stands for the None carry of a model without one
-from seqjax.train.state import TrainState
+
+
+def _storable(carry: Carry) -> Any:
+    """orbax's StandardSave takes pytrees of arrays, not ``None`` or one bare array (the carry
+    of a model without one, of a ``SimpleRNN``/``GRU``): those are wrapped in a dict."""
+    if carry is None:
+        return {"none": _NO_CARRY}
+    if isinstance(carry, jax.Array | np.ndarray):
+        return {"array": carry}
+    return carry
+
+
+def _unstored(template: Carry, restored: Any) -> Carry:
+    if template is None:
+        return None
+    if isinstance(template, jax.Array | np.ndarray):
+        return restored["array"]
+    return restored
 
 
 class NonFiniteError(FloatingPointError):
@@ -108,7 +126,7 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                carry=ocp.args.StandardSave(_NO_CARRY if carry is None else carry),
+                carry=ocp.args.StandardSave(_storable(carry)),
                 loop=ocp.args.JsonSave(dict(loop)),
             ),
         )
@@ -125,12 +143,11 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(_abstract(state)),
-                carry=ocp.args.StandardRestore(_abstract(_NO_CARRY if carry is None else carry)),
+                carry=ocp.args.StandardRestore(_abstract(_storable(carry))),
                 loop=ocp.args.JsonRestore(),
             ),
         )
-        carry = None if carry is None else restored.carry  # a model without carry
-        return restored.state, carry, dict(restored.loop)
+        return restored.state, _unstored(carry, restored.carry), dict(restored.loop)
 
     def wait(self) -> None:
         """Blocks until background saves are written."""

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from seqjax.models.mobilenet_v2 import block_of  # noqa: E402
 from seqjax.data.digits import digits_transfer_data  # noqa: E402
+from seqjax.models.mobilenet_v2 import block_of  # noqa: E402
 from seqjax.transfer import TransferConfig, named_leaves, run_transfer  # noqa: E402
 
 TINY = TransferConfig(
