@@ -30,7 +30,6 @@ flags.DEFINE_integer("steps", 800, "Adam steps")
 flags.DEFINE_integer("batch", 64, "batch size")
 flags.DEFINE_float("learning_rate", 1e-2, "Adam learning rate")
 flags.DEFINE_integer("seed", 0, "random seed")
-flags.DEFINE_string("workdir", "", "checkpoints and metrics (default: a temporary folder)")
 
 
 def make_batch(rng: np.random.Generator, batch: int, length: int) -> dict[str, np.ndarray]:
@@ -80,7 +79,7 @@ def main(argv):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         result = train(
-            FLAGS.workdir or scratch,
+            scratch,
             steps=FLAGS.steps,
             batch=FLAGS.batch,
             length=FLAGS.length,

@@ -31,13 +31,14 @@ hold the carry through the padding.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
 
 from seqjax.data.checks import as_series, check_positive_int, check_same_length
 
-_WARNED: set[tuple] = set()  # (steps, kept, batch_size, timesteps, drop) already warned about
+_WARNED: set[tuple] = set()  # the splits (layout and content) already warned about
 
 __all__ = [
     "RemainderWarning",
@@ -210,7 +211,8 @@ def stateful_batches(
             "seq_lengths": valid.sum(-1).astype(np.int32),
         }
     num_batches, used = _layout_counts(length, batch_size, timesteps)
-    key = (length, used, batch_size, timesteps, drop)
+    fingerprint = hashlib.blake2b(np.ascontiguousarray(inputs_src).tobytes(), digest_size=8)
+    key = (length, used, batch_size, timesteps, drop, fingerprint.hexdigest())
     if warn and used < length and key not in _WARNED:
         _WARNED.add(key)
         warnings.warn(

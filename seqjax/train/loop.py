@@ -37,6 +37,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
@@ -233,7 +234,7 @@ def fit(
     ...     return {"inputs": x, "targets": x.sum(1)}
     >>> result = fit(SequenceModel(GRU(8), 1, return_sequences=False), FreshBatches(batch, 10),
     ...              optimizer=optax.adam(1e-2), num_steps=30, stateful=False,
-    ...              val_data=[batch(-1)], workdir=tempfile.mkdtemp(), progress=False)
+    ...              val_data=[batch(99)], workdir=tempfile.mkdtemp(), progress=False)
     >>> [h["step"] for h in result.history], result.history[-1]["val"]["count"]
     ([10, 20, 30], 8.0)
 
@@ -326,6 +327,8 @@ def fit(
         )
         frozen_key = _frozen_key(frozen, params)
     tx = optimizer if frozen_key is None else _selective(optimizer, frozen_key)
+    if variables is not None:  # copies: the train step donates the state's buffers
+        variables = jax.tree.map(lambda a: jnp.array(a, copy=True), dict(variables))
     state = create_train_state(model, tx, example, seed=seed, variables=variables)
     if mesh is None:
         # Committed to one device, like the arrays a checkpoint restores: one compilation.
