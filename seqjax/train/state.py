@@ -49,6 +49,16 @@ def create_train_state(
     and the run's base key stored in the state. With ``variables`` (``{"params",
     "batch_stats"?}``, e.g. a pretrained backbone and a new head) the model is not initialised:
     the state starts from those, with a fresh optimiser state.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from seqjax.nn import GRU
+    >>> from seqjax.train import SequenceModel
+    >>> model = SequenceModel(GRU(4), output_features=1)
+    >>> state = create_train_state(model, optax.adam(1e-3), jnp.ones((2, 5, 3)))
+    >>> again = create_train_state(model, optax.sgd(0.1), jnp.ones((2, 5, 3)),
+    ...                            variables={"params": state.params})
+    >>> int(again.step), again.params["head"]["kernel"].shape
+    (0, (4, 1))
     """
     inputs = example["inputs"] if isinstance(example, Mapping) else example
     params_key, dropout_key, run_key = jax.random.split(jax.random.key(seed), 3)
