@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import app, flags, logging
 
 from seqjax.nn import LSTM
 from seqjax.train import FreshBatches, SequenceModel, fit
@@ -76,6 +76,7 @@ def train(workdir: str, *, steps: int, batch: int, length: int, hidden: int, lea
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         result = train(
