@@ -3,7 +3,10 @@
 ``metrics.jsonl`` and TensorBoard files; a second run resumes each part from its checkpoints).
 
 What the experiments add to ``fit``'s files: ``config.json`` and ``results.json`` (nested arrays
-and non-finite floats made JSON-able).
+and non-finite floats made JSON-able). For a script that logs or checkpoints by itself (no
+gradient step: evaluation, an online loop built on ``seqjax.train.train_step``), ``log``/
+``metrics`` write and read ``<workdir>/metrics.jsonl`` and ``save``/``restore`` keep one
+checkpoint per part under ``<workdir>/checkpoints/<part>``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from seqjax.train import Checkpointer
+from seqjax.train import Checkpointer, MetricsWriter
+from seqjax.train.checkpoint import check_finite
+
+_NO_CARRY = np.zeros((), np.float32)  # the parts saved here keep no carry
 
 
 def _jsonable(value: Any) -> Any:
@@ -41,6 +48,8 @@ class Workdir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._checkpointers: dict[str, Checkpointer] = {}
+        self._writer: MetricsWriter | None = None  # created on the first log
 
     def part(self, name: str) -> Path:
         """The ``seqjax.train.fit`` workdir of one model or phase: ``<workdir>/<name>``."""
@@ -74,3 +83,60 @@ class Workdir:
 
     def write_json(self, name: str, data: Any) -> None:
         (self.path / name).write_text(json.dumps(_jsonable(data), indent=2) + "\n")
+
+    # ---- metrics and checkpoints of parts that do not go through fit -------------------------
+    def _checkpointer(self, part: str) -> Checkpointer:
+        if part not in self._checkpointers:
+            directory = self.path / "checkpoints" / part
+            self._checkpointers[part] = Checkpointer(directory, max_to_keep=1)
+        return self._checkpointers[part]
+
+    def log(self, part: str, step: int, **metrics: float) -> None:
+        """Writes ``{"step", "split": part, **metrics}`` to ``metrics.jsonl``; a non-finite value
+        is an error. A workdir with checkpoints keeps the records up to the newest one."""
+        check_finite(metrics, step=int(step), where=part)
+        if self._writer is None:
+            parts = self.path / "checkpoints"
+            steps = [
+                self._checkpointer(p.name).latest_step()
+                for p in (sorted(parts.iterdir()) if parts.is_dir() else [])
+                if p.is_dir()
+            ]
+            steps = [s for s in steps if s is not None]
+            resume = max(steps) if steps else None
+            self._writer = MetricsWriter(self.path, resume_step=resume, tensorboard=False)
+        self._writer.write(int(step), part, metrics)
+
+    def metrics(self, part: str | None = None) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` (of one part), last per ``(part, step)``, by step."""
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                latest[(record["split"], record["step"])] = record
+        records = [r for (p, _), r in latest.items() if part is None or p == part]
+        return sorted(records, key=lambda r: (r["split"], r["step"]))
+
+    def save(self, part: str, step: int, tree: Any) -> None:
+        """Saves ``tree`` (arrays only) as the checkpoint of ``part`` at ``step``."""
+        self._checkpointer(part).save(int(step), tree, _NO_CARRY, {"part": part}, overwrite=True)
+
+    def restore(self, part: str, like: Any) -> tuple[int, Any] | None:
+        """``(step, tree)`` of the latest checkpoint of ``part`` shaped like ``like``, or None."""
+        checkpointer = self._checkpointer(part)
+        step = checkpointer.latest_step()
+        if step is None:
+            return None
+        tree, _, _ = checkpointer.restore(like, _NO_CARRY, step)
+        return step, jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
+
+    def close(self) -> None:
+        for checkpointer in self._checkpointers.values():
+            checkpointer.close()
+        self._checkpointers.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -117,3 +117,24 @@ def test_main_rejects_a_missing_workdir():
     )
     assert proc.returncode != 0
     assert "workdir" in proc.stderr
+
+
+def test_workdir_logs_and_checkpoints_parts_outside_fit(tmp_path):
+    import numpy as np
+
+    from experiments.workdir import Workdir
+
+    wd = Workdir(tmp_path)
+    assert wd.part("lstm") == tmp_path / "lstm" and wd.resumed_step("lstm") == 0
+    assert not (tmp_path / "metrics.jsonl").exists()  # nothing written until something is logged
+    wd.log("online", 1, mse=0.5)
+    wd.log("online", 1, mse=0.25)  # the last record of a step wins
+    wd.save("online", 1, {"w": np.arange(3.0)})
+    wd.close()
+    again = Workdir(tmp_path)
+    assert [r["mse"] for r in again.metrics("online")] == [0.25]
+    step, tree = again.restore("online", {"w": np.zeros(3)})
+    assert step == 1 and tree["w"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(Exception, match="step 2"):
+        again.log("online", 2, mse=float("nan"))
+    again.close()
