@@ -5,10 +5,11 @@ Command (the defaults)::
 
     python -m experiments.main --config=experiments/configs/forecast.py --workdir=runs/forecast
 
-Expected (measured, seed 0, 798 test days 2014-09..2017-11): persistence RMSE 0.713 USD, MAE 0.483;
-linear AR(10) 0.713; stateful LSTM 0.710, LSTM on windows 0.711, 1D CNN 0.713, SimpleRNN 0.720:
-within 0.4% of persistence, i.e. a tie; daily returns are close to unpredictable (a finding, not a
-bug). Run time: 4 min wall (58 s CPU) on 2 shared, heavily loaded cores.
+Expected (measured through ``seqjax.train.fit``, seed 0, 798 test days 2014-09..2017-11):
+persistence RMSE 0.713 USD, MAE 0.483; linear AR(10) 0.713; stateful LSTM 0.712, LSTM on windows
+0.711, 1D CNN 0.713, SimpleRNN 0.717: within 0.6% of persistence, i.e. a tie; daily returns are
+close to unpredictable (a finding, not a bug). Run time: 2 min 10 s wall on 2 shared, heavily
+loaded cores (load average 13).
 
 Variants (``get_config(arg)``, comma-separated words after the colon):
 
