@@ -16,10 +16,16 @@ Models (``config.models``):
 
 - ``stateful_lstm``: the lecture's layout: ``stateful_batches`` (``B`` streams, parts of
   ``timesteps`` steps), the carry kept across batches (truncated BPTT), no shuffling; predicts
-  every next step; evaluated by one pass over the whole series from a zero carry.
+  every next step; validated and tested by one pass over the series from a zero carry
+  (``stateful_batches(..., drop="pad")`` with one stream: every step kept, the targets outside
+  the split masked).
 - ``lstm``, ``srn``: the same recurrent layers on shuffled sliding windows of ``window`` steps,
   predicting the step after the window.
 - ``cnn``: a causal dilated 1D CNN (``TemporalConv``) over the same windows.
+
+Every model trains through ``seqjax.train.fit`` (its own workdir ``<workdir>/<model>``: checkpoints
+and resume, ``metrics.jsonl``, the state of the best validation epoch kept); the validation metric
+is the MSE of the standardised series, the test table is in the original units.
 """
 
 from __future__ import annotations
@@ -33,18 +39,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from experiments import plots
 from experiments.workdir import Workdir
 from seqjax.data import (
     Standardizer,
     load_series,
+    padded_batches,
     split_points,
     stateful_batches,
+    stateful_layout,
     windows,
 )
 from seqjax.nn import LSTM, SimpleRNN, TemporalConv
+from seqjax.train import SequenceModel, fit
 
 MODEL_LABELS = {
     "stateful_lstm": "LSTM, stateful (consecutive parts, carry kept)",
@@ -119,35 +127,39 @@ def window_data(data: dict[str, Any], window: int) -> dict[str, tuple[np.ndarray
 
 
 # ---- models --------------------------------------------------------------------------------
-class Forecaster(nn.Module):
-    """A body over ``[B, T, 1]`` and a Dense readout: one prediction per step ``[B, T]``."""
+class ConvForecaster(nn.Module):
+    """A causal 1D CNN over ``[B, T, 1]`` and a Dense readout at the last step: ``[B, 1]``.
 
-    body: nn.Module
-    recurrent: bool = True
+    Follows ``seqjax.train``'s model protocol without a carry (``None``).
+    """
+
+    conv: nn.Module
 
     @nn.compact
-    def __call__(self, inputs, carry=None):
-        if self.recurrent:
-            carry, ys = self.body(inputs, carry)
-        else:
-            ys = self.body(inputs)
-        return carry, nn.Dense(1, name="head")(ys)[..., 0]
+    def __call__(self, inputs, carry=None, *, deterministic: bool = True):
+        return None, nn.Dense(1, name="head")(self.conv(inputs)[:, -1])
+
+    def initial_carry(self, batch_size: int, dtype: Any = None) -> None:
+        return None
 
 
-def make_model(name: str, config: ml_collections.ConfigDict) -> Forecaster:
+def make_model(name: str, config: ml_collections.ConfigDict) -> nn.Module:
+    """Stateful: ``[B, T, 1] -> [B, T, 1]`` (every next step); windows: ``[B, W, 1] -> [B, 1]``."""
     h = config.model.hidden
     impl = {"implementation": config.model.get("implementation", "scan")}
-    if name in ("stateful_lstm", "lstm"):
-        return Forecaster(LSTM(h, **impl))
+    if name == "stateful_lstm":
+        return SequenceModel(LSTM(h, **impl), output_features=1)
+    if name == "lstm":
+        return SequenceModel(LSTM(h, **impl), output_features=1, return_sequences=False)
     if name == "srn":
-        return Forecaster(SimpleRNN(h, **impl))
+        return SequenceModel(SimpleRNN(h, **impl), output_features=1, return_sequences=False)
     if name == "cnn":
         conv = TemporalConv(
             features=[config.model.conv_channels] * len(config.model.conv_dilations),
             kernel_size=config.model.conv_kernel,
             dilations=list(config.model.conv_dilations),
         )
-        return Forecaster(conv, recurrent=False)
+        return ConvForecaster(conv)
     raise ValueError(f"unknown model {name!r}; choose from {sorted(MODEL_LABELS)}")
 
 
@@ -177,52 +189,58 @@ def errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 # ---- training ------------------------------------------------------------------------------
-def _optimizer(config):
-    return optax.chain(
-        optax.clip_by_global_norm(config.train.clip_norm), optax.adam(config.train.learning_rate)
-    )
+def series_pass(data: dict[str, Any], split: str, timesteps: int) -> dict[str, np.ndarray]:
+    """One stream over the series up to the end of ``split``, every step kept
+    (``drop="pad"``), only the targets inside ``split`` counted: a stateful evaluation source."""
+    z, part = data["z"], data["splits"][split]
+    laid = stateful_batches(z[: part.stop], 1, timesteps, drop="pad")
+    target_time = np.arange(1, part.stop)  # input step t predicts z[t + 1]
+    inside = (target_time >= max(part.start, data["first"] + 1)).astype(np.float32)
+    mask = stateful_layout(inside, 1, timesteps, drop="pad")
+    return {**laid, "targets": laid["targets"], "mask": laid["mask"] * mask}
+
+
+def training_source(name, config, data, wins) -> tuple[dict, dict]:
+    """``(train, val)`` batch sources of ``fit`` for model ``name``."""
+    if name == "stateful_lstm":
+        z, splits = data["z"], data["splits"]
+        train_z = z[data["first"] : splits["train"].stop]
+        xs, ys = stateful_batches(train_z, config.stateful.batch_size, config.stateful.timesteps)
+        return {"inputs": xs, "targets": ys}, series_pass(data, "val", config.stateful.timesteps)
+    x, y, _ = wins["train"]
+    bs = config.train.batch_size
+    keep = len(x) // bs * bs  # full batches (reshuffled every epoch)
+    train = padded_batches(x[:keep], y[:keep, None], bs)
+    val_x, val_y, _ = wins["val"]
+    return train, padded_batches(val_x, val_y[:, None], 1024)
 
 
 def train_model(name, config, data, wins, wd: Workdir) -> dict[str, Any]:
-    """Trains one model, keeping the parameters of the best validation epoch; resumes."""
+    """Trains one model with ``seqjax.train.fit``, keeping the state of the best validation
+    epoch; resumes from ``<workdir>/<name>``."""
     model = make_model(name, config)
     stateful = name == "stateful_lstm"
-    tx = _optimizer(config)
+    train, val = training_source(name, config, data, wins)
+    tick = time.perf_counter()
+    result = fit(
+        model,
+        train,
+        val_data=val,
+        optimizer=optax.adam(config.train.learning_rate),
+        clip_norm=config.train.clip_norm,
+        workdir=wd.part(name),
+        num_epochs=config.train.epochs,
+        loss="mse",
+        stateful=stateful,
+        shuffle=not stateful,
+        seed=config.seed,
+        keep_best=True,
+        progress=True,
+        tensorboard=False,
+    )
+    best = result.best_state.params
     z, splits = data["z"], data["splits"]
-    if stateful:
-        train_z = z[data["first"] : splits["train"].stop]
-        xs, ys = stateful_batches(
-            train_z, config.stateful.batch_size, config.stateful.timesteps, warn=False
-        )
-        xs, ys = np.asarray(xs), np.asarray(ys)[..., 0]
-        example = xs[0]
-    else:
-        example = wins["train"][0][:2]
-    params = jax.jit(model.init)(jax.random.key(config.seed), jnp.asarray(example))["params"]
-    state = {
-        "params": params,
-        "best": params,
-        "opt_state": tx.init(params),
-        "best_val": jnp.asarray(np.inf, jnp.float32),
-    }
-    epoch0 = 0
-    restored = wd.restore(name, state)
-    if restored is not None:
-        epoch0, state = restored
-
-    def loss_fn(params, x, y, carry):
-        carry, pred = model.apply({"params": params}, x, carry)
-        if not stateful:
-            pred = pred[:, -1]  # the step after the window
-        return jnp.mean((pred - y) ** 2), carry
-
-    @jax.jit
-    def train_step(params, opt_state, x, y, carry):
-        (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, carry)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, carry
-
-    full_pass = jax.jit(lambda p, x: model.apply({"params": p}, x)[1])
+    full_pass = jax.jit(lambda p, x: model.apply({"params": p}, x)[1][..., 0])
 
     def predict(params, split):
         """Standardised predictions for the targets of ``split`` and their times."""
@@ -233,60 +251,19 @@ def train_model(name, config, data, wins, wd: Workdir) -> dict[str, Any]:
             return out[times - 1], times
         x, _, times = wins[split]
         preds = [
-            np.asarray(full_pass(params, jnp.asarray(x[i : i + 1024])))[:, -1]
+            np.asarray(full_pass(params, jnp.asarray(x[i : i + 1024])))
             for i in range(0, len(x), 1024)
         ]
         return np.concatenate(preds), times
 
-    def val_rmse(params):
-        pred, times = predict(params, "val")
-        return errors(to_price(data, times, pred), data["raw"][times])["rmse"]
-
-    epochs = config.train.epochs
-    bar = tqdm(total=epochs, initial=epoch0, desc=MODEL_LABELS[name], unit="epoch")
-    tick = time.perf_counter()
-    params, opt_state = state["params"], state["opt_state"]
-    best, best_val = state["best"], float(state["best_val"])
-    for epoch in range(epoch0 + 1, epochs + 1):
-        losses = []
-        if stateful:
-            carry = model.body.initial_carry(xs.shape[1])  # reset once per epoch
-            for k in range(xs.shape[0]):  # in time order: row j of batch k+1 continues row j of k
-                params, opt_state, loss, carry = train_step(params, opt_state, xs[k], ys[k], carry)
-                losses.append(loss)
-        else:
-            x, y, _ = wins["train"]
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(x))
-            bs = config.train.batch_size
-            for i in range(0, len(x) - bs + 1, bs):
-                idx = order[i : i + bs]
-                params, opt_state, loss, _ = train_step(params, opt_state, x[idx], y[idx], None)
-                losses.append(loss)
-        rmse = val_rmse(params)
-        if rmse < best_val:
-            best, best_val = params, rmse
-        train_mse = float(np.mean(jax.device_get(losses)))
-        wd.log(name, epoch, train_mse=train_mse, val_rmse=rmse)
-        wd.save(
-            name,
-            epoch,
-            {
-                "params": params,
-                "best": best,
-                "opt_state": opt_state,
-                "best_val": jnp.asarray(best_val, jnp.float32),
-            },
-        )
-        bar.set_postfix(val_rmse=f"{rmse:.4g}")
-        bar.update(1)
-    bar.close()
     pred, times = predict(best, "test")
     val_pred, val_times = predict(best, "val")
     return {
         "label": MODEL_LABELS[name],
         "test": errors(to_price(data, times, pred), data["raw"][times]),
         "val_rmse": errors(to_price(data, val_times, val_pred), data["raw"][val_times])["rmse"],
-        "best_epoch": 1 + int(np.argmin([r["val_rmse"] for r in wd.metrics(name)])),
+        "best_epoch": 1 + int(result.best_epoch),
+        "val_mse_by_epoch": [h["val"]["loss"] for h in result.history],
         "train_seconds_this_session": round(time.perf_counter() - tick, 1),
         "test_prices": to_price(data, times, pred),
         "test_times": times,
@@ -329,7 +306,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         assert np.array_equal(info.pop("test_times"), test_times)
         predictions[MODEL_LABELS[name]] = info.pop("test_prices")
         table[name] = info
-    wd.close()
 
     persistence_rmse = table["persistence"]["test"]["rmse"]
     for entry in table.values():
@@ -353,8 +329,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     history_png = plots.histories(
         wd.path / "validation.png",
         {
-            f"validation RMSE ({unit})": {
-                MODEL_LABELS[n]: [r["val_rmse"] for r in wd.metrics(n)] for n in model_names(config)
+            "validation MSE (standardised series)": {
+                MODEL_LABELS[n]: table[n]["val_mse_by_epoch"] for n in model_names(config)
             }
         },
         title="validation after each epoch",

@@ -6,9 +6,11 @@ budget (steps, batch, optimiser); each is scored once on ``test_size`` fresh seq
 fraction with ``|error| < 0.04`` (the paper's criterion) and the MSE. Predicting the mean (0.5)
 scores MSE ~ 1/24 ~ 0.042: the "baseline" a model stuck at the start stays at.
 
-Writes to the workdir: ``config.json``, ``metrics.jsonl`` (train loss, validation MSE and
-fraction solved every ``eval_every`` steps), ``results.json``, ``learning_curves.png``,
-``gradient_by_lag.png`` and orbax checkpoints per model (resumed on a second run).
+Every model trains through ``seqjax.train.fit`` (a step budget of fresh batches, validation every
+``eval_every`` steps, gradient clipping, checkpoints and resume, NaN guard), one fit workdir per
+model. Writes to the workdir: ``config.json``, ``results.json``, ``learning_curves.png``,
+``gradient_by_lag.png``, and per model ``<model>/metrics.jsonl`` (train loss every ``eval_every``
+steps, validation MSE and fraction solved), TensorBoard files and orbax checkpoints.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from experiments import plots
 from experiments.workdir import Workdir
 from seqjax import diagnostics
 from seqjax.data import adding_problem
 from seqjax.nn import GRU, LSTM, SimpleRNN
+from seqjax.train import FreshBatches, SequenceModel, create_train_state, fit
 
 SOLVED = 0.04  # the paper's criterion on the absolute error
 BASELINE_MSE = 1.0 / 24.0  # predicting 0.5: Var((X1 + X2) / 4) with X1, X2 ~ U[-1, 1]
@@ -44,27 +46,16 @@ MODEL_LABELS = {
 }
 
 
-class AddingModel(nn.Module):
-    """A recurrent layer read at each row's last valid step, then a Dense to one number."""
-
-    recurrent: nn.Module
-
-    @nn.compact
-    def __call__(self, inputs, seq_lengths):
-        _, ys = self.recurrent(inputs, None, seq_lengths)
-        return read_out(self.head(), ys, seq_lengths)
-
-    @nn.nowrap
-    def head(self) -> nn.Dense:
-        return nn.Dense(1, name="head")
+def adding_model(recurrent: nn.Module) -> SequenceModel:
+    """The recurrent layer read at each row's last valid step, then a Dense to one number."""
+    return SequenceModel(recurrent, output_features=1, return_sequences=False)
 
 
-def read_out(head: nn.Module, ys, seq_lengths, head_variables=None):
-    """The head on each row's last valid step of ``ys [B, T, H]``: ``[B]``."""
+def read_out(ys, seq_lengths, head_variables):
+    """The Dense head on each row's last valid step of ``ys [B, T, H]``: ``[B]``."""
     last = jnp.asarray(seq_lengths) - 1
     h = jnp.take_along_axis(ys, last[:, None, None], axis=1)[:, 0]
-    out = head(h) if head_variables is None else head.apply(head_variables, h)
-    return out[:, 0]
+    return nn.Dense(1).apply(head_variables, h)[:, 0]
 
 
 def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
@@ -91,24 +82,22 @@ def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
 _orthogonal = functools.lru_cache(nn.initializers.orthogonal)
 
 
-# Module-level, the model a static argument: a second run in the same process (a resume), and the
-# gradient curves at initialisation and after training, reuse the compiled functions.
-@functools.partial(jax.jit, static_argnums=0)
-def _init(model: AddingModel, key: jax.Array, x, lengths):
-    return model.init(key, x, lengths)["params"]
+def batch(x, y, lengths) -> dict[str, np.ndarray]:
+    """An adding-problem batch in ``seqjax.train``'s format (targets ``[B, 1]``)."""
+    return {"inputs": x, "targets": np.asarray(y)[:, None], "seq_lengths": lengths}
+
+
+def _init(model: SequenceModel, seed: int, example: dict) -> Any:
+    """The parameters ``fit`` starts from (the same key use as ``create_train_state``)."""
+    return create_train_state(model, optax.identity(), example, seed=seed).params
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _predict(model: AddingModel, params, x, lengths):
-    return model.apply({"params": params}, x, lengths)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _gradient_by_step(model: AddingModel, params, x, y, lengths):
+def _gradient_by_step(model: SequenceModel, params, x, y, lengths):
     """``|dL/dh_t|`` for each step ``t`` (``seqjax.diagnostics``), MSE read at the last step."""
 
     def loss_fn(ys):
-        pred = read_out(model.head(), ys, lengths, {"params": params["head"]})
+        pred = read_out(ys, lengths, {"params": params["head"]})
         return jnp.mean((pred - y) ** 2)
 
     recurrent = {"params": params["recurrent"]}
@@ -129,98 +118,84 @@ def model_names(config: ml_collections.ConfigDict) -> list[str]:
     return names
 
 
-def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    tx = optax.adam(config.train.learning_rate)
-    if config.train.clip_norm > 0:
-        tx = optax.chain(optax.clip_by_global_norm(config.train.clip_norm), tx)
-    return tx
-
-
-def train_batch(config: ml_collections.ConfigDict, step: int):
+def train_batch(config: ml_collections.ConfigDict, step: int) -> dict[str, np.ndarray]:
     """The training batch of ``step``: a pure function of the seed and the step (exact resume)."""
     rng = np.random.default_rng([config.seed, 0, step])
-    return adding_problem(config.data.batch_size, config.data.length, rng=rng)
+    return batch(*adding_problem(config.data.batch_size, config.data.length, rng=rng))
 
 
-def _metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    errors = np.abs(np.asarray(predictions, np.float64) - targets)
-    return {
-        "mse": float(np.mean(errors**2)),
-        "solved": float(np.mean(errors < SOLVED)),
-        "wrong": int(np.sum(errors >= SOLVED)),
-    }
+def solved(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1.0 per sequence whose absolute error is below the paper's 0.04, else 0.0: ``[B]``."""
+    return (jnp.abs(predictions - targets) < SOLVED).astype(jnp.float32)[..., 0]
+
+
+def squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    return jnp.square(predictions - targets)[..., 0]
+
+
+METRICS = {"mse": squared_error, "solved": solved}
 
 
 def train_model(
     name: str, config: ml_collections.ConfigDict, workdir: Workdir, val, test
 ) -> dict[str, Any]:
-    """Trains one model (resuming from its checkpoint) and scores it once on the test set."""
-    model = AddingModel(make_recurrent(name, config))
-    x0, _, l0 = train_batch(config, 0)
-    init_params = _init(model, jax.random.key(config.seed), x0, l0)
-    tx = optimizer(config)
-    state = {"params": init_params, "opt_state": tx.init(init_params)}
-    start = 0
-    restored = workdir.restore(name, state)
-    if restored is not None:
-        start, state = restored
-
-    def loss_fn(params, x, y, lengths):
-        return jnp.mean((model.apply({"params": params}, x, lengths) - y) ** 2)
-
-    @jax.jit
-    def train_step(state, x, y, lengths):
-        loss, grads = jax.value_and_grad(loss_fn)(state["params"], x, y, lengths)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return {"params": params, "opt_state": opt_state}, loss
-
-    predict = functools.partial(_predict, model)
+    """Trains one model with ``seqjax.train.fit`` (resuming from its checkpoints) and scores it
+    once on the test set."""
+    model = adding_model(make_recurrent(name, config))
     steps, every = config.train.steps, config.train.eval_every
-    seconds = 0.0
-    bar = tqdm(total=steps, initial=start, desc=label(name, config), unit="step", leave=True)
+    resumed = workdir.resumed_step(name)
     tick = time.perf_counter()
-    step = start
-    losses: list[jax.Array] = []
-    for step in range(start + 1, steps + 1):
-        x, y, lengths = train_batch(config, step)
-        state, loss = train_step(state, x, y, lengths)
-        losses.append(loss)
-        if step % every == 0 or step == steps:
-            val_m = _metrics(predict(state["params"], val[0], val[2]), val[1])
-            train_loss = float(np.mean(jax.device_get(losses)))
-            losses = []
-            workdir.log(
-                name, step, train_mse=train_loss, val_mse=val_m["mse"], val_solved=val_m["solved"]
-            )
-            bar.set_postfix(val_mse=f"{val_m['mse']:.4f}", solved=f"{val_m['solved']:.1%}")
-            if step % config.train.checkpoint_every == 0 or step == steps:
-                workdir.save(name, step, state)
-            stop = (
-                config.train.stop_when_solved and val_m["solved"] >= config.train.stop_when_solved
-            )
-            if stop:
-                workdir.save(name, steps, state)  # marks the model done for a resumed run
-                bar.update(step - bar.n)
-                break
-        bar.update(1)
-    bar.close()
+    result = fit(
+        model,
+        FreshBatches(functools.partial(train_batch, config), steps_per_epoch=every),
+        optimizer=optax.adam(config.train.learning_rate),
+        clip_norm=config.train.clip_norm or None,
+        workdir=workdir.part(name),
+        num_steps=steps,
+        val_data=[val],
+        test_data=[test],
+        loss="mse",
+        metrics=METRICS,
+        stateful=False,
+        monitor="solved",
+        monitor_mode="max",
+        stop_at=config.train.stop_when_solved or None,
+        seed=config.seed,
+        checkpoint_every=config.train.checkpoint_every,
+        log_every=every,
+        progress=True,
+    )
     seconds = time.perf_counter() - tick
-    test_m = _metrics(predict(state["params"], test[0], test[2]), test[1])
-    curve = workdir.metrics(name)
+    curve = curve_records(result.history)
     first = next((r["step"] for r in curve if r["val_solved"] >= 0.99), None)
+    count = result.test["count"]
     return {
         "label": label(name, config),
-        "test_mse": test_m["mse"],
-        "test_solved": test_m["solved"],
-        "test_wrong": test_m["wrong"],
-        "steps_trained": int(curve[-1]["step"]) if curve else int(step),
+        "test_mse": result.test["mse"],
+        "test_solved": result.test["solved"],
+        "test_wrong": int(round((1.0 - result.test["solved"]) * count)),
+        "steps_trained": int(curve[-1]["step"]) if curve else 0,
+        "steps_this_session": int(curve[-1]["step"]) - resumed if curve else 0,
         "first_step_val_solved_99": first,
         "train_seconds_this_session": round(seconds, 1),
-        "init_params": init_params,
-        "params": state["params"],
+        "init_params": _init(model, config.seed, val),
+        "params": result.state.params,
         "model": model,
+        "curve": curve,
     }
+
+
+def curve_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``fit``'s history as the learning-curve records: step, train and validation figures."""
+    return [
+        {
+            "step": h["step"],
+            "train_mse": h["train"]["loss"],
+            "val_mse": h["val"]["mse"],
+            "val_solved": h["val"]["solved"],
+        }
+        for h in history
+    ]
 
 
 def gradient_curves(config, trained: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -237,8 +212,8 @@ def gradient_curves(config, trained: dict[str, dict[str, Any]]) -> dict[str, np.
     for info in trained.values():
         curves[f"{info['label']}, init"] = curve(info["model"], info["init_params"])
         curves[f"{info['label']}, trained"] = curve(info["model"], info["params"])
-    exploding = AddingModel(make_recurrent("srn_exploding", config))
-    params = _init(exploding, jax.random.key(config.seed), x, lengths)
+    exploding = adding_model(make_recurrent("srn_exploding", config))
+    params = _init(exploding, config.seed, batch(x, y, lengths))
     scale = config.diagnostics.exploding_scale
     curves[f"SimpleRNN, recurrent weights x{scale:g} (exploding), init"] = curve(exploding, params)
     return curves
@@ -249,18 +224,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     wd = Workdir(workdir)
     wd.write_config(config)
     length = config.data.length
-    val_x, val_y, val_l = adding_problem(config.data.val_size, length, seed=config.seed + 10_001)
-    test = adding_problem(config.data.test_size, length, seed=config.seed + 20_002)
+    val = batch(*adding_problem(config.data.val_size, length, seed=config.seed + 10_001))
+    test = batch(*adding_problem(config.data.test_size, length, seed=config.seed + 20_002))
     tick = time.perf_counter()
     trained = {}
     for name in model_names(config):
-        trained[name] = train_model(name, config, wd, (val_x, val_y, val_l), test)
+        trained[name] = train_model(name, config, wd, val, test)
     curves = gradient_curves(config, trained)
-    wd.close()
 
     learning = plots.learning_curves(
         wd.path / "learning_curves.png",
-        {info["label"]: wd.metrics(name) for name, info in trained.items()},
+        {info["label"]: info["curve"] for info in trained.values()},
         title=f"Adding problem, T={length}: validation on {config.data.val_size} fresh sequences",
         baseline=BASELINE_MSE,
     )
@@ -272,7 +246,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "test_sequences": config.data.test_size,
         "baseline_mse": BASELINE_MSE,
         "models": {
-            name: {k: v for k, v in info.items() if k not in ("init_params", "params", "model")}
+            name: {
+                k: v
+                for k, v in info.items()
+                if k not in ("init_params", "params", "model", "curve")
+            }
             for name, info in trained.items()
         },
         "gradient_by_lag": {

@@ -5,20 +5,23 @@ r"""Quickstart: an LSTM learns a short adding problem on a laptop CPU in well un
 
 Each sequence holds pairs (value in [-1, 1], marker); two values are marked; the target is the sum
 of the marked values (scaled as in Hochreiter & Schmidhuber 1997: 0.5 + (X1 + X2) / 4). A sequence
-counts as solved when the absolute error is below 0.04.
+counts as solved when the absolute error is below 0.04. Training is ``seqjax.train.fit`` on a
+step budget of fresh batches (``FreshBatches``), scored once on 2,560 test sequences.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import app, flags, logging
 
 from seqjax.nn import LSTM
+from seqjax.train import FreshBatches, SequenceModel, fit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("length", 20, "sequence length T")
@@ -29,8 +32,8 @@ flags.DEFINE_float("learning_rate", 1e-2, "Adam learning rate")
 flags.DEFINE_integer("seed", 0, "random seed")
 
 
-def make_batch(rng: np.random.Generator, batch: int, length: int):
-    """Adding problem batch: inputs [batch, length, 2], targets [batch]."""
+def make_batch(rng: np.random.Generator, batch: int, length: int) -> dict[str, np.ndarray]:
+    """Adding problem batch: inputs [batch, length, 2], targets [batch, 1]."""
     values = rng.uniform(-1, 1, (batch, length))
     markers = np.zeros((batch, length))
     first = rng.integers(0, length // 2, batch)
@@ -39,45 +42,57 @@ def make_batch(rng: np.random.Generator, batch: int, length: int):
     markers[np.arange(batch), second] = 1.0
     targets = 0.5 + (values[np.arange(batch), first] + values[np.arange(batch), second]) / 4
     inputs = np.stack([values, markers], axis=-1).astype(np.float32)
-    return inputs, targets.astype(np.float32)
+    return {"inputs": inputs, "targets": targets[:, None].astype(np.float32)}
+
+
+def solved(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1.0 per sequence with ``|error| < 0.04``: ``[B]``."""
+    return (jnp.abs(predictions - targets) < 0.04).astype(jnp.float32)[..., 0]
+
+
+def train(workdir: str, *, steps: int, batch: int, length: int, hidden: int, learning_rate, seed):
+    """Trains the LSTM through ``seqjax.train.fit``; returns its ``FitResult``."""
+    every = min(100, steps)
+    source = FreshBatches(
+        lambda step: make_batch(np.random.default_rng([seed, step]), batch, length), every
+    )
+    test = make_batch(np.random.default_rng([seed, 1]), 2560, length)
+    return fit(
+        SequenceModel(LSTM(hidden, forget_bias=1.0), output_features=1, return_sequences=False),
+        source,
+        optimizer=optax.adam(learning_rate),
+        workdir=workdir,
+        num_steps=steps - steps % every,
+        test_data=[test],
+        loss="mse",
+        metrics={"solved": solved},
+        stateful=False,
+        seed=seed,
+        log_every=every,
+        progress=False,
+        tensorboard=False,
+    )
 
 
 def main(argv):
     del argv
-    rng = np.random.default_rng(FLAGS.seed)
-    layer = LSTM(FLAGS.hidden, forget_bias=1.0)
-    x0, _ = make_batch(rng, FLAGS.batch, FLAGS.length)
-    params = {
-        "lstm": layer.init(jax.random.key(FLAGS.seed), x0)["params"],
-        "readout": {"w": jnp.zeros((FLAGS.hidden,)), "b": jnp.zeros(())},
-    }
-
-    def predict(params, x):
-        _, ys = layer.apply({"params": params["lstm"]}, x)
-        return ys[:, -1] @ params["readout"]["w"] + params["readout"]["b"]
-
-    def loss_fn(params, x, y):
-        return jnp.mean((predict(params, x) - y) ** 2)
-
-    tx = optax.adam(FLAGS.learning_rate)
-    opt_state = tx.init(params)
-
-    @jax.jit
-    def train_step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
     start = time.perf_counter()
-    for step in range(1, FLAGS.steps + 1):
-        x, y = make_batch(rng, FLAGS.batch, FLAGS.length)
-        params, opt_state, loss = train_step(params, opt_state, x, y)
-        if step % 100 == 0 or step == FLAGS.steps:
-            print(f"step {step:5d}  train MSE {float(loss):.5f}", flush=True)
-    x, y = make_batch(np.random.default_rng(FLAGS.seed + 1), 2560, FLAGS.length)
-    errors = np.abs(np.asarray(jax.jit(predict)(params, x)) - y)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train(
+            scratch,
+            steps=FLAGS.steps,
+            batch=FLAGS.batch,
+            length=FLAGS.length,
+            hidden=FLAGS.hidden,
+            learning_rate=FLAGS.learning_rate,
+            seed=FLAGS.seed,
+        )
+    for record in result.history:
+        print(f"step {record['step']:5d}  train MSE {record['train']['loss']:.5f}", flush=True)
+    test = result.test
     print(
-        f"test: MSE {np.mean(errors**2):.5f}, solved {np.mean(errors < 0.04):.1%} of 2,560 "
+        f"test: MSE {test['loss']:.5f}, solved {test['solved']:.1%} of {int(test['count']):,} "
         f"sequences (|error| < 0.04); {time.perf_counter() - start:.1f} s"
     )
 

@@ -8,8 +8,9 @@ blocks unfrozen and fine-tuned at a tiny learning rate with BatchNorm in inferen
 target test split is scored once. For comparison, the same network trained from scratch on the
 target task alone (``scratch_epochs``; 0 turns it off).
 
-This module is a thin config over ``seqjax.transfer``. Resume: the pretrained backbone is
-checkpointed in the workdir and reused by a second run (the transfer phases are short and rerun).
+This module is a thin config over ``seqjax.transfer``; every phase is one ``seqjax.train.fit``
+with its own workdir (``pretrain/``, ``head/``, ``finetune/``, ``scratch/``: checkpoints,
+``metrics.jsonl``), so a second run resumes or skips the finished phases.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 from tqdm.auto import tqdm
 
 from experiments import plots
 from experiments.workdir import Workdir
 from seqjax import transfer
-from seqjax.models.mobilenet_v2 import MobileNetV2
+from seqjax.data.digits import digits_transfer_data
 
 
 def transfer_config(config: ml_collections.ConfigDict, **overrides: Any) -> transfer.TransferConfig:
@@ -47,26 +46,14 @@ def transfer_config(config: ml_collections.ConfigDict, **overrides: Any) -> tran
     return transfer.TransferConfig(**values)
 
 
-def _pretrained_backbone(config, tc, source, wd: Workdir, say) -> tuple[Any, list, str]:
-    """ImageNet weights (local file), the workdir's checkpoint, or pretraining on the source."""
-    if config.backbone.imagenet_weights:
-        weights = transfer.imagenet_backbone(tc.alpha, path=config.backbone.imagenet_weights)
-        if weights is None:
-            raise FileNotFoundError(config.backbone.imagenet_weights)
-        return weights, [], "imagenet"
-    saved = wd.read_json("pretrain_history.json")
-    if saved is not None:
-        module = MobileNetV2(alpha=tc.alpha, include_top=False)
-        example = jnp.zeros((1, *source.train[0].shape[1:]), jnp.float32)
-        like = jax.eval_shape(module.init, jax.random.key(0), example)
-        restored = wd.restore("backbone", like)
-        if restored is not None:
-            say("[pretrain] restored the backbone from the workdir")
-            return restored[1], saved, "source task (restored)"
-    backbone, history = transfer.pretrain_backbone(tc, source, log=say)
-    wd.save("backbone", tc.pretrain_epochs, backbone)
-    wd.write_json("pretrain_history.json", history)
-    return backbone, history, "source task"
+def _imagenet_backbone(config, tc) -> Any:
+    """Keras' ImageNet weights from a local file, or None (then pretrain on the source task)."""
+    if not config.backbone.imagenet_weights:
+        return None
+    weights = transfer.imagenet_backbone(tc.alpha, path=config.backbone.imagenet_weights)
+    if weights is None:
+        raise FileNotFoundError(config.backbone.imagenet_weights)
+    return weights
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -74,7 +61,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     wd = Workdir(workdir)
     wd.write_config(config)
     tick = time.perf_counter()
-    source, target = transfer.digits_transfer_data(
+    source, target = digits_transfer_data(
         config.data.image_size, limit=config.data.limit or None, seed=config.seed
     )
     tc = transfer_config(config)
@@ -87,32 +74,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             bar.set_postfix_str(line.split("]")[0].strip("["))
         tqdm.write(line)
 
-    backbone, pretrain_history, origin = _pretrained_backbone(config, tc, source, wd, say)
-    if not pretrain_history:
+    backbone = _imagenet_backbone(config, tc)
+    origin = "source task" if backbone is None else "imagenet"
+    if backbone is not None:
         bar.update(tc.pretrain_epochs)
-    result = transfer.run_transfer(tc, target, backbone=backbone, log=say)
-    phases = {
-        "pretrain": pretrain_history,
-        "head": result.head_history,
-        "finetune": result.finetune_history,
-    }
-    for phase, history in phases.items():
-        for row in history:
-            wd.log(phase, row["epoch"], **{k: v for k, v in row.items() if k != "epoch"})
+    result = transfer.run_transfer(
+        tc, target, source=source, backbone=backbone, log=say, workdir=wd.path
+    )
+    pretrain_history = result.pretrain_history
 
     scratch = None
     if config.scratch_epochs:
         # The same network, no pretraining: the "source task" is the target task itself.
         sc = transfer_config(config, pretrain_epochs=config.scratch_epochs)
-        _, scratch_history = transfer.pretrain_backbone(sc, target, log=say)
-        for row in scratch_history:
-            wd.log("scratch", row["epoch"], **{k: v for k, v in row.items() if k != "epoch"})
+        _, scratch_history = transfer.pretrain_backbone(
+            sc, target, log=say, workdir=wd.part("scratch")
+        )
         scratch = {
             "val_accuracy": scratch_history[-1]["val_accuracy"],
             "epochs": len(scratch_history),
         }
     bar.close()
-    wd.close()
 
     curves = {
         "validation accuracy (target task)": {
@@ -129,7 +111,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             ("validation accuracy (target task)", "val_accuracy"),
             ("validation loss (target task)", "val_loss"),
         ):
-            curves[panel]["from scratch, target only"] = [r[key] for r in wd.metrics("scratch")]
+            curves[panel]["from scratch, target only"] = [r[key] for r in scratch_history]
     png = plots.histories(
         wd.path / "transfer.png", curves, title="digits 0-4 -> 5-9, MobileNetV2 backbone"
     )

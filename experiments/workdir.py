@@ -1,12 +1,12 @@
-"""The run directory: ``config.json``, ``metrics.jsonl``, ``results.json`` and checkpoints.
+"""The run directory of an experiment: ``config.json``, ``results.json``, plots, and one
+``seqjax.train.fit`` workdir per trained model (``<workdir>/<part>/``: its checkpoints,
+``metrics.jsonl`` and TensorBoard files; a second run resumes each part from its checkpoints).
 
-The metrics and checkpoints are ``seqjax.train``'s: a :class:`~seqjax.train.MetricsWriter`
-(``metrics.jsonl`` and TensorBoard; each record's ``split`` is the part of the experiment, e.g. a
-model's name) and one :class:`~seqjax.train.Checkpointer` per part (``checkpoints/<part>/<step>``).
-What the experiments add: ``config.json`` and ``results.json`` (nested arrays and non-finite
-floats made JSON-able), and reading the metrics back with the last record of each
-``(part, step)``, so the lines a killed run wrote after a part's last checkpoint are superseded
-when the resumed run repeats those steps.
+What the experiments add to ``fit``'s files: ``config.json`` and ``results.json`` (nested arrays
+and non-finite floats made JSON-able). For a script that logs or checkpoints by itself (no
+gradient step: evaluation, an online loop built on ``seqjax.train.train_step``), ``log``/
+``metrics`` write and read ``<workdir>/metrics.jsonl`` and ``save``/``restore`` keep one
+checkpoint per part under ``<workdir>/checkpoints/<part>``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from seqjax.train import Checkpointer, MetricsWriter
 from seqjax.train.checkpoint import check_finite
 
-_NO_CARRY = np.zeros((), np.float32)  # the experiments keep no carry across checkpoints
+_NO_CARRY = np.zeros((), np.float32)  # the parts saved here keep no carry
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,24 +43,28 @@ def _jsonable(value: Any) -> Any:
 
 
 class Workdir:
-    """Files of one experiment run under ``path`` (created if missing).
-
-    A workdir without checkpoints starts afresh (its old ``metrics.jsonl`` is dropped); one with
-    checkpoints keeps the metrics up to the newest checkpoint of any part.
-    """
+    """Files of one experiment run under ``path`` (created if missing)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._checkpointers: dict[str, Checkpointer] = {}
-        parts = self.path / "checkpoints"
-        steps = [
-            self._checkpointer(p.name).latest_step()
-            for p in (sorted(parts.iterdir()) if parts.is_dir() else [])
-            if p.is_dir()
-        ]
-        steps = [s for s in steps if s is not None]
-        self._writer = MetricsWriter(self.path, resume_step=max(steps) if steps else None)
+        self._writer: MetricsWriter | None = None  # created on the first log
+
+    def part(self, name: str) -> Path:
+        """The ``seqjax.train.fit`` workdir of one model or phase: ``<workdir>/<name>``."""
+        return self.path / name
+
+    def resumed_step(self, name: str) -> int:
+        """The step a part's run resumes from (its newest checkpoint), 0 when it starts afresh."""
+        directory = self.part(name) / "checkpoints"
+        if not directory.is_dir():
+            return 0
+        checkpointer = Checkpointer(directory)
+        try:
+            return checkpointer.latest_step() or 0
+        finally:
+            checkpointer.close()
 
     # ---- config and results -----------------------------------------------------------------
     def write_config(self, config: Any) -> None:
@@ -80,14 +84,31 @@ class Workdir:
     def write_json(self, name: str, data: Any) -> None:
         (self.path / name).write_text(json.dumps(_jsonable(data), indent=2) + "\n")
 
-    # ---- metrics ------------------------------------------------------------------------------
+    # ---- metrics and checkpoints of parts that do not go through fit -------------------------
+    def _checkpointer(self, part: str) -> Checkpointer:
+        if part not in self._checkpointers:
+            directory = self.path / "checkpoints" / part
+            self._checkpointers[part] = Checkpointer(directory, max_to_keep=1)
+        return self._checkpointers[part]
+
     def log(self, part: str, step: int, **metrics: float) -> None:
-        """Writes ``{"step", "split": part, **metrics}``; a non-finite value is an error."""
+        """Writes ``{"step", "split": part, **metrics}`` to ``metrics.jsonl``; a non-finite value
+        is an error. A workdir with checkpoints keeps the records up to the newest one."""
         check_finite(metrics, step=int(step), where=part)
+        if self._writer is None:
+            parts = self.path / "checkpoints"
+            steps = [
+                self._checkpointer(p.name).latest_step()
+                for p in (sorted(parts.iterdir()) if parts.is_dir() else [])
+                if p.is_dir()
+            ]
+            steps = [s for s in steps if s is not None]
+            resume = max(steps) if steps else None
+            self._writer = MetricsWriter(self.path, resume_step=resume, tensorboard=False)
         self._writer.write(int(step), part, metrics)
 
     def metrics(self, part: str | None = None) -> list[dict[str, Any]]:
-        """The metrics records (of one part), last record per ``(part, step)``, in step order."""
+        """The records of ``metrics.jsonl`` (of one part), last per ``(part, step)``, by step."""
         path = self.path / "metrics.jsonl"
         if not path.exists():
             return []
@@ -98,13 +119,6 @@ class Workdir:
                 latest[(record["split"], record["step"])] = record
         records = [r for (p, _), r in latest.items() if part is None or p == part]
         return sorted(records, key=lambda r: (r["split"], r["step"]))
-
-    # ---- checkpoints --------------------------------------------------------------------------
-    def _checkpointer(self, part: str) -> Checkpointer:
-        if part not in self._checkpointers:
-            directory = self.path / "checkpoints" / part
-            self._checkpointers[part] = Checkpointer(directory, max_to_keep=1)
-        return self._checkpointers[part]
 
     def save(self, part: str, step: int, tree: Any) -> None:
         """Saves ``tree`` (arrays only) as the checkpoint of ``part`` at ``step``."""
@@ -117,12 +131,12 @@ class Workdir:
         if step is None:
             return None
         tree, _, _ = checkpointer.restore(like, _NO_CARRY, step)
-        # Uncommitted arrays, like freshly initialised ones: jitted functions that have seen
-        # those (e.g. in the same process) are not compiled again for a committed sharding.
         return step, jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
 
     def close(self) -> None:
         for checkpointer in self._checkpointers.values():
             checkpointer.close()
         self._checkpointers.clear()
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

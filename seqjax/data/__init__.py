@@ -6,6 +6,9 @@ Modules (one concept each):
 - ``stateful``: one long series in the stateful layout ``[batches, streams, timesteps, F]``.
 - ``series``: many independent series in stateful batches with resets and lengths.
 - ``iterators``: dict batches for a JAX training loop.
+- ``examples``: independent examples (images, windows) in padded batches with a mask.
+- ``digits``: scikit-learn's digits as upsampled images, a transfer-learning task (needs
+  scikit-learn; import ``seqjax.data.digits`` explicitly).
 - ``synthetic``: the adding problem (Hochreiter & Schmidhuber 1997), copy task, random walk.
 - ``real``: real series shipped by pmdarima/statsmodels (extra ``seqjax[datasets]``, lazy).
 - ``sources``: random-access data sources (TFDS ``data_source``, lists) -> seqjax batches.
@@ -18,6 +21,7 @@ Modules (one concept each):
 """
 
 from seqjax.data.checks import as_series, check_finite
+from seqjax.data.examples import padded_batches
 from seqjax.data.iterators import minibatches, series_iterator, stateful_iterator
 from seqjax.data.missing import interpolate_missing
 from seqjax.data.normalize import Standardizer, standardize_batch
@@ -64,6 +68,7 @@ __all__ = [
     "load_sunspots",
     "minibatches",
     "num_windows",
+    "padded_batches",
     "periodic_mask",
     "periodic_targets",
     "random_split",

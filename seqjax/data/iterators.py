@@ -90,7 +90,9 @@ def stateful_iterator(
 
     Yields:
       ``{"inputs": [B, S, F], "targets": [B, S, K], "mask": [B, S] bool,
-      "seq_lengths": [B] int32 (all S), "reset": [B] bool}``.
+      "seq_lengths": [B] int32 (all S; fewer on the padding of ``drop="pad"``),
+      "reset": [B] bool}``. ``drop="pad"`` keeps every step (validation and test): the
+      padded targets are masked and ``seq_lengths`` hold the carry through the padding.
 
     Example:
         >>> import numpy as np
@@ -102,7 +104,7 @@ def stateful_iterator(
         array([[ 3.,  4.,  5.],
                [ 9., 10., 11.]])
     """
-    inputs, targs = stateful_batches(
+    laid = stateful_batches(
         series,
         batch_size,
         timesteps,
@@ -111,24 +113,32 @@ def stateful_iterator(
         nan_policy=nan_policy,
         warn=warn,
     )
+    if drop == "pad":
+        inputs, targs = laid["inputs"], laid["targets"]
+        valid, lengths = laid["mask"].astype(bool), laid["seq_lengths"]
+    else:
+        inputs, targs = laid
+        valid, lengths = np.ones(inputs.shape[:3], bool), None
     if mask is None:
-        laid_mask = np.ones(inputs.shape[:3], bool)
+        laid_mask = valid
     else:
         m = np.asarray(mask, dtype=bool)
         length = np.asarray(series).shape[0]
         if m.shape != (length,):
             raise ValueError(f"mask must have shape [time] = ({length},), got {m.shape}")
-        laid_mask = stateful_layout(
-            m if targets is not None else m[:-1], batch_size, timesteps, drop=drop
+        laid_mask = (
+            stateful_layout(m if targets is not None else m[:-1], batch_size, timesteps, drop=drop)
+            & valid
         )
-    seq_lengths = np.full(batch_size, timesteps, np.int32)
+    if lengths is None:
+        lengths = np.full(inputs.shape[:2], timesteps, np.int32)
     for _ in _epochs(num_epochs):
         for k in range(inputs.shape[0]):
             yield {
                 "inputs": np.ascontiguousarray(inputs[k]),
                 "targets": np.ascontiguousarray(targs[k]),
                 "mask": np.ascontiguousarray(laid_mask[k]),
-                "seq_lengths": seq_lengths.copy(),
+                "seq_lengths": lengths[k].copy(),
                 "reset": np.full(batch_size, k == 0),
             }
 

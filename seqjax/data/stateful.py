@@ -19,16 +19,26 @@ Remainder: the ``T' - B * n * S`` steps that do not fill a whole chunk in every 
 end by default (``drop="start"`` keeps the most recent data instead), and a
 :class:`RemainderWarning` says how many. Dropping keeps every batch full and every row a
 true continuation, so no mask is needed; :func:`stateful_restore` puts per-batch predictions
-back on the original time axis and fills the dropped steps with NaN.
+back on the original time axis and fills the dropped steps with NaN. The warning is issued once
+per split (the same length and layout), not every epoch that lays the split out again.
+
+``drop="pad"`` keeps every step, for validation and test: ``num_batches = ceil(T' / (B * S))``
+and the end of the series is padded with zeros to ``num_batches * B * S`` steps. Then
+:func:`stateful_batches` returns a dict (a stacked source for ``seqjax.train.fit``) with a
+``mask`` that is 0 on the padded targets and ``seq_lengths`` (the valid steps of each chunk) that
+hold the carry through the padding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
 
 from seqjax.data.checks import as_series, check_positive_int, check_same_length
+
+_WARNED: set[tuple] = set()  # the splits (layout and content) already warned about
 
 __all__ = [
     "RemainderWarning",
@@ -37,7 +47,7 @@ __all__ = [
     "stateful_restore",
 ]
 
-_DROPS = ("end", "start")
+_DROPS = ("end", "start", "pad")
 
 
 class RemainderWarning(UserWarning):
@@ -46,11 +56,17 @@ class RemainderWarning(UserWarning):
 
 def _check_drop(drop: str) -> None:
     if drop not in _DROPS:
-        raise ValueError(f"drop must be 'end' or 'start', got {drop!r}")
+        raise ValueError(f"drop must be 'end', 'start' or 'pad', got {drop!r}")
 
 
-def _layout_counts(length: int, batch_size: int, timesteps: int) -> tuple[int, int]:
-    num_batches = (length // batch_size) // timesteps
+def _layout_counts(
+    length: int, batch_size: int, timesteps: int, drop: str = "end"
+) -> tuple[int, int]:
+    """``(num_batches, steps laid out)``; with ``"pad"`` the steps include the padding."""
+    if drop == "pad":
+        num_batches = -(-length // (batch_size * timesteps))
+    else:
+        num_batches = (length // batch_size) // timesteps
     return num_batches, num_batches * batch_size * timesteps
 
 
@@ -67,12 +83,14 @@ def stateful_layout(
       array: ``[time, ...]``; no rank or finiteness check (masks and labels are welcome).
       batch_size: number of streams ``B`` (rows per batch), >= 1.
       timesteps: steps per chunk ``S``, >= 1.
-      drop: drop the remainder from the ``"end"`` (default) or the ``"start"``.
+      drop: drop the remainder from the ``"end"`` (default) or the ``"start"``, or ``"pad"``
+        the end with zeros (nothing dropped).
 
     Returns:
-      A read-only view (a copy only if ``array`` is not contiguous) of shape
-      ``[num_batches, B, S, ...]`` with ``num_batches = (time // B) // S``. No warning is
-      issued here for the remainder (``time - num_batches * B * S`` steps).
+      A read-only view (a copy only if ``array`` is not contiguous, or padded) of shape
+      ``[num_batches, B, S, ...]`` with ``num_batches = (time // B) // S`` (``ceil(time /
+      (B * S))`` with ``"pad"``). No warning is issued here for the remainder
+      (``time - num_batches * B * S`` steps).
 
     Raises:
       ValueError: ``B`` or ``S`` below 1, or ``time < B * S``.
@@ -94,7 +112,12 @@ def stateful_layout(
     if a.ndim < 1:
         raise ValueError(f"array must have a time axis, got a scalar of shape {a.shape}")
     length = a.shape[0]
-    num_batches, used = _layout_counts(length, batch_size, timesteps)
+    num_batches, used = _layout_counts(length, batch_size, timesteps, drop)
+    if drop == "pad":
+        if length == 0:
+            raise ValueError("array must have at least one time step")
+        a = np.concatenate([a, np.zeros((used - length,) + a.shape[1:], a.dtype)])
+        length = used
     if num_batches == 0:
         raise ValueError(
             f"series is too short for the stateful layout: needs at least batch_size * "
@@ -118,8 +141,18 @@ def stateful_batches(
     drop: str = "end",
     nan_policy: str = "raise",
     warn: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | dict[str, np.ndarray]:
     """Cuts one long series into stateful batches ``(inputs, targets)``.
+
+    >>> series = np.arange(11.0)
+    >>> inputs, targets = stateful_batches(series, 2, 2, warn=False)   # 10 steps, 8 kept
+    >>> inputs[:, :, :, 0].tolist()
+    [[[0.0, 1.0], [4.0, 5.0]], [[2.0, 3.0], [6.0, 7.0]]]
+    >>> padded = stateful_batches(series, 2, 2, drop="pad")            # all 10 kept
+    >>> padded["inputs"][:, :, :, 0].tolist()
+    [[[0.0, 1.0], [6.0, 7.0]], [[2.0, 3.0], [8.0, 9.0]], [[4.0, 5.0], [0.0, 0.0]]]
+    >>> padded["seq_lengths"].tolist(), padded["mask"][2].tolist()
+    ([[2, 2], [2, 2], [2, 0]], [[1.0, 1.0], [0.0, 0.0]])
 
     Row ``j`` of batch ``k + 1`` continues row ``j`` of batch ``k`` exactly (see the
     module docstring for the drawn layout)::
@@ -137,14 +170,17 @@ def stateful_batches(
       batch_size: number of streams ``B``, >= 1 (``1`` is the lecture's layout).
       timesteps: steps per chunk ``S``, >= 1.
       targets: optional ``[time]`` or ``[time, k]`` array, same length as ``series``.
-      drop: the remainder (module docstring) is dropped from the ``"end"`` or ``"start"``.
+      drop: the remainder (module docstring) is dropped from the ``"end"`` or ``"start"``, or
+        ``"pad"``: nothing is dropped, the end is padded (validation and test).
       nan_policy: ``"raise"`` (default) or ``"propagate"``.
-      warn: issue a :class:`RemainderWarning` when steps are dropped.
+      warn: issue a :class:`RemainderWarning` when steps are dropped (once per split).
 
     Returns:
       ``inputs``: ``[num_batches, B, S, features]``; ``targets``: ``[num_batches, B, S, k]``
       (``k = features`` for next-step targets, ``k = 1`` for ``[time]`` targets). Both are
-      read-only views of the inputs when those are contiguous.
+      read-only views of the inputs when those are contiguous. With ``drop="pad"``: the dict
+      ``{"inputs", "targets", "mask": [num_batches, B, S] float32 (0 on padding),
+      "seq_lengths": [num_batches, B] int32}``.
 
     Raises:
       ValueError: ``B`` or ``S`` below 1, a series shorter than ``B * S + 1`` steps
@@ -182,6 +218,9 @@ def stateful_batches(
         inputs_src, targets_src = x, (y[:, None] if y.ndim == 1 else y)
         need = batch_size * timesteps
         what = "batch_size * timesteps"
+    if drop == "pad":
+        need = 2 if targets is None else 1
+        what = "one step and its target"
     if x.shape[0] < need:
         raise ValueError(
             f"series is too short for stateful_batches: needs at least {what} = "
@@ -189,12 +228,24 @@ def stateful_batches(
             f"steps, got {x.shape[0]}"
         )
     length = inputs_src.shape[0]
+    if drop == "pad":
+        valid = stateful_layout(np.ones(length, np.float32), batch_size, timesteps, drop="pad")
+        return {
+            "inputs": stateful_layout(inputs_src, batch_size, timesteps, drop="pad"),
+            "targets": stateful_layout(targets_src, batch_size, timesteps, drop="pad"),
+            "mask": valid,
+            "seq_lengths": valid.sum(-1).astype(np.int32),
+        }
     num_batches, used = _layout_counts(length, batch_size, timesteps)
-    if warn and used < length:
+    fingerprint = hashlib.blake2b(np.ascontiguousarray(inputs_src).tobytes(), digest_size=8)
+    key = (length, used, batch_size, timesteps, drop, fingerprint.hexdigest())
+    if warn and used < length and key not in _WARNED:
+        _WARNED.add(key)
         warnings.warn(
             RemainderWarning(
                 f"stateful_batches dropped {length - used} of {length} steps at the {drop} "
-                f"(kept {num_batches} batches x {batch_size} streams x {timesteps} steps)"
+                f"(kept {num_batches} batches x {batch_size} streams x {timesteps} steps); "
+                "drop='pad' keeps them (for validation and test)"
             ),
             stacklevel=2,
         )
@@ -221,7 +272,7 @@ def stateful_restore(
       shift: time index of ``batched[0, 0, 0]`` when ``drop="end"``: ``1`` (default) for
         next-step targets/predictions of ``stateful_batches(series, ...)``, ``0`` for inputs,
         explicit ``targets=`` and arrays laid out with :func:`stateful_layout`.
-      drop: the ``drop`` used to build the layout.
+      drop: the ``drop`` used to build the layout (``"pad"``: the padding is cut off).
       fill_value: value for the time steps without a prediction (the first ``shift`` steps
         and the dropped remainder).
 
@@ -249,6 +300,8 @@ def stateful_restore(
         return flat
     series_length = check_positive_int("series_length", series_length)
     shift = check_positive_int("shift", shift, minimum=0)
+    if drop == "pad":  # the padding sits after the last real step
+        flat = flat[: series_length - shift]
     used = flat.shape[0]
     if series_length - shift < used:
         raise ValueError(

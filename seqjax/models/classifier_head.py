@@ -1,13 +1,16 @@
 """A new classification head on a pretrained backbone, as in the Keras transfer-learning guide.
 
 ``ClassifierHead``: global average pooling, dropout, dense (logits).
-``BackboneClassifier``: ``head(backbone(x))`` with the backbone's mode chosen separately from the
-head's, so that a frozen backbone runs in inference mode (BatchNorm on its moving statistics,
-which are never updated) while the head trains with dropout. Its variables are
+``BackboneClassifier``: ``head(backbone(x))`` with the backbone's BatchNorm mode a property of the
+module, so that a frozen backbone runs in inference mode (BatchNorm on its moving statistics,
+which are never updated) while the head trains with dropout; it follows :mod:`seqjax.train`'s
+model protocol with a ``None`` carry, so it trains with ``seqjax.train.fit``. Its variables are
 ``{"params": {"backbone": ..., "head": ...}, "batch_stats": {"backbone": ...}}``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -37,25 +40,57 @@ class ClassifierHead(nn.Module):
         return nn.Dense(self.num_classes, name="dense")(x)
 
 
+BATCH_NORM_MODES = ("inference", "train")
+
+
 class BackboneClassifier(nn.Module):
-    """``head(backbone(x))``.
+    """``head(backbone(x))``, following the model protocol of :mod:`seqjax.train` (no carry).
+
+    >>> import jax, jax.numpy as jnp
+    >>> class Backbone(nn.Module):              # e.g. MobileNetV2(alpha=0.35, include_top=False)
+    ...     @nn.compact
+    ...     def __call__(self, x, train=False):
+    ...         return nn.BatchNorm(use_running_average=not train)(nn.Conv(4, (3, 3))(x))
+    >>> model = BackboneClassifier(Backbone(), ClassifierHead(5))
+    >>> x = jnp.zeros((2, 8, 8, 3))
+    >>> variables = model.init(jax.random.key(0), x)
+    >>> carry, logits = model.apply(variables, x)
+    >>> carry, logits.shape, model.initial_carry(2)
+    (None, (2, 5), None)
 
     Attributes:
         backbone: a module called as ``backbone(x, train=...)`` (e.g. a ``MobileNetV2`` without
             top and without pooling).
         head: a module called as ``head(features, train=...)`` (e.g. ``ClassifierHead``).
+        backbone_batch_norm: the backbone's mode in training, a property of this module:
+            ``"inference"`` (default; transfer learning and fine-tuning: BatchNorm on its moving
+            statistics, which are never updated, also in unfrozen top blocks, as Keras does for a
+            base model called with ``training=False``) or ``"train"`` (pretraining or training
+            from scratch: batch statistics, moving averages updated).
 
-    ``train`` is the head's mode (dropout); ``backbone_train`` is the backbone's mode. Keep
-    ``backbone_train=False`` for transfer learning: a frozen backbone runs in inference mode, also
-    while its top blocks are fine-tuned. Set it only to train the whole network from scratch
-    (then apply with ``mutable=["batch_stats"]``).
+    Called as ``model.apply(variables, images [N, H, W, C], carry=None, deterministic=True)``, it
+    returns ``(None, logits [N, num_classes])``; ``deterministic=False`` turns on the head's
+    dropout (needs a ``"dropout"`` rng) and, with ``backbone_batch_norm="train"``, the backbone's
+    training mode (apply with ``mutable=["batch_stats"]``).
     """
 
     backbone: nn.Module
     head: nn.Module
+    backbone_batch_norm: str = "inference"
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, train: bool = False, backbone_train: bool = False
-    ) -> jax.Array:
-        return self.head(self.backbone(x, train=backbone_train), train=train)
+        self, inputs: jax.Array, carry: None = None, *, deterministic: bool = True
+    ) -> tuple[None, jax.Array]:
+        if self.backbone_batch_norm not in BATCH_NORM_MODES:
+            raise ValueError(
+                f"backbone_batch_norm must be one of {BATCH_NORM_MODES}; got "
+                f"{self.backbone_batch_norm!r}."
+            )
+        backbone_train = not deterministic and self.backbone_batch_norm == "train"
+        features = self.backbone(inputs, train=backbone_train)
+        return None, self.head(features, train=not deterministic)
+
+    def initial_carry(self, batch_size: int, dtype: Any = None) -> None:
+        """No recurrent state: ``None`` for any batch size."""
+        return None

@@ -43,6 +43,7 @@ __all__ = [
     "last_filters",
     "make_divisible",
     "preprocess_input",
+    "unfreeze_top",
 ]
 
 # (filters, stride, expansion) of the 17 inverted residual blocks, as in Keras.
@@ -161,6 +162,68 @@ def block_of(layer_name: str) -> str:
         if number.isdigit() and 1 <= int(number) <= 16:
             return f"block_{int(number)}"
     raise ValueError(f"{layer_name!r} is not a MobileNetV2 layer name")
+
+
+def _path(keypath) -> str:
+    return "/".join(
+        str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keypath
+    )
+
+
+def unfreeze_top(frozen, n: int, *, prefix: str = "backbone"):
+    """Unfreezes the top ``n`` units of a MobileNetV2 backbone in a frozen mask, to fine-tune.
+
+    The units, from the input up, are :data:`BLOCKS`: the stem ``Conv1``, ``expanded_conv``,
+    ``block_1`` ... ``block_16`` and the last convolution ``Conv_1`` (19 in all), so ``n=1``
+    unfreezes ``Conv_1``/``Conv_1_bn`` and ``n=4`` also ``block_14`` to ``block_16``. Which
+    layers form a unit is a fact of this network; freezing itself is generic
+    (:func:`seqjax.transfer.mask_params`, ``seqjax.train.fit(..., frozen=mask)``).
+
+    >>> import jax, jax.numpy as jnp
+    >>> variables = jax.eval_shape(MobileNetV2(alpha=0.35, include_top=False).init,
+    ...                            jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    >>> frozen = jax.tree.map(lambda _: True, {"backbone": variables["params"]})
+    >>> mask = unfreeze_top(frozen, 1)
+    >>> mask["backbone"]["Conv_1"]["kernel"], mask["backbone"]["block_16_project"]["kernel"]
+    (False, True)
+
+    Args:
+        frozen: boolean mask pytree (``True`` = frozen) of the model's params.
+        n: how many units to unfreeze, ``0 <= n <= 19``.
+        prefix: path of the MobileNetV2 params inside the tree (``""`` if the tree is the
+            MobileNetV2's own params).
+
+    Returns:
+        The mask with those units' leaves set to ``False``; other leaves unchanged.
+
+    Raises:
+        ValueError: ``n`` out of range, or a unit to unfreeze has no parameter under ``prefix``.
+    """
+    units = list(BLOCKS)
+    if not 0 <= n <= len(units):
+        raise ValueError(f"n must be in [0, {len(units)}], got {n}")
+    top = set(units[len(units) - n :])
+    head = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    seen: set[str] = set()
+    flags = []
+    for keypath, flag in jax.tree_util.tree_leaves_with_path(frozen):
+        path = _path(keypath)
+        unit = None
+        if path.startswith(head):
+            layer = path[len(head) :].split("/", 1)[0]
+            try:
+                unit = block_of(layer)
+            except ValueError:
+                unit = None
+        if unit in top:
+            seen.add(unit)
+            flags.append(False)
+        else:
+            flags.append(flag)
+    missing = [u for u in units if u in top and u not in seen]
+    if missing:
+        raise ValueError(f"no MobileNetV2 parameters of {missing} under prefix {prefix!r}")
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(frozen), flags)
 
 
 def keras_layer_names(

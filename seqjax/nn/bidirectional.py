@@ -61,6 +61,20 @@ class Bidirectional(nn.Module):
         self.forward_rnn = self.layer.clone(parent=None)
         self.backward_rnn = backward.clone(parent=None)
 
+    def initial_carry(self, batch_size: int, dtype: Any = None) -> tuple[Any, Any]:
+        """``(forward_carry, backward_carry)`` of zeros for ``batch_size`` rows (unbound is fine).
+
+        >>> from seqjax.nn import GRU, LSTM
+        >>> fwd, bwd = Bidirectional(LSTM(3), backward_layer=GRU(2, reverse=True)).initial_carry(4)
+        >>> fwd.hidden.shape, bwd.shape
+        ((4, 3), (4, 2))
+        """
+        backward = self.backward_layer or self.layer
+        return (
+            self.layer.initial_carry(batch_size, dtype),
+            backward.initial_carry(batch_size, dtype),
+        )
+
     def __call__(
         self,
         inputs: jax.Array,

@@ -56,3 +56,13 @@ class StackedRNN(nn.Module):
             if self.dropout_rate > 0 and i < len(self.layers) - 1:
                 x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
         return tuple(carries), x
+
+    def initial_carry(self, batch_size: int, dtype: Any = None) -> tuple[Any, ...]:
+        """One zero carry per layer, bottom first, for ``batch_size`` streams (unbound is fine).
+
+        >>> from seqjax.nn import GRU, LSTM
+        >>> carry = StackedRNN([LSTM(3), GRU(2)]).initial_carry(4)
+        >>> type(carry).__name__, carry[0].hidden.shape, carry[1].shape
+        ('tuple', (4, 3), (4, 2))
+        """
+        return tuple(layer.initial_carry(batch_size, dtype) for layer in self.layers)

@@ -5,13 +5,22 @@
   (truncated BPTT by construction); jit them at the call site with ``donate_argnums``.
 - :func:`zero_carry`, :func:`reset_carry`, :func:`check_batch_size`: the carry outside the state.
 - :func:`online_step`, :func:`online_fit`: an update per observation, TBPTT(1, k).
-- :func:`fit`: epochs, validation, early stopping, test, checkpoints with auto-resume, NaN guard.
+- :func:`fit`: the one training loop: epochs or a step budget (:class:`FreshBatches`),
+  validation, early stopping, test, checkpoints with auto-resume, NaN guard; models with or
+  without a carry (image classifiers), frozen parameters, starting from given variables.
 - losses: :func:`mse`, :func:`mae`, :func:`huber`, :func:`softmax_cross_entropy`,
   :func:`accuracy` with target masks, many-to-one and many-to-many.
 - sharding: :func:`make_mesh`, :func:`shard_batch`, :func:`initialize_distributed`.
 """
 
-from seqjax.train.batches import BATCH_KEYS, Batch, BatchSource, check_batch, epoch_batches
+from seqjax.train.batches import (
+    BATCH_KEYS,
+    Batch,
+    BatchSource,
+    FreshBatches,
+    check_batch,
+    epoch_batches,
+)
 from seqjax.train.carry import check_batch_size, reset_carry, zero_carry
 from seqjax.train.checkpoint import Checkpointer, NonFiniteError
 from seqjax.train.loop import FitResult, fit
@@ -37,6 +46,7 @@ __all__ = [
     "Checkpointer",
     "BatchSource",
     "FitResult",
+    "FreshBatches",
     "MetricsWriter",
     "NonFiniteError",
     "OnlineState",

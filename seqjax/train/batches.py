@@ -2,7 +2,8 @@
 
 A **batch** is a dict of arrays (``B`` rows = streams, ``T`` steps, ``F`` input features):
 
-- ``inputs`` ``[B, T, F]`` float, required.
+- ``inputs`` ``[B, T, F]`` float, required; or images ``[B, H, W, C]`` for a model without
+  carry (then ``seq_lengths`` and ``reset`` do not apply).
 - ``targets`` required: ``[B, T, O]`` many-to-many or ``[B, O]`` many-to-one; class labels
   ``[B, T]`` / ``[B]`` (integers) or one-hot.
 - ``mask`` optional, ``[B, T]`` / ``[B]``: 1 where a target exists (periodic targets, padding);
@@ -17,11 +18,13 @@ A **data source** for :func:`seqjax.train.fit` is one of:
 - a dict of arrays with a leading ``num_batches`` axis, ``{"inputs": [N, B, T, F], ...}`` (the
   layout of ``seqjax.data``'s stateful batches: batch ``i + 1`` continues batch ``i`` row by row);
 - a sequence of batch dicts;
-- a callable ``epoch -> iterable of batches`` (generated data, custom shuffling).
+- a callable ``epoch -> iterable of batches`` (generated data, custom shuffling), such as
+  :class:`FreshBatches`: a new batch for every step, a pure function of the step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -45,8 +48,18 @@ def check_batch(batch: Batch) -> int:
     if unknown:
         raise ValueError(f"unknown batch keys {unknown}; known: {BATCH_KEYS}.")
     shape = np.shape(batch["inputs"])
-    if len(shape) != 3:
-        raise ValueError(f"batch['inputs'] must be [batch, time, features]; got shape {shape}.")
+    if len(shape) not in (3, 4):
+        raise ValueError(
+            "batch['inputs'] must be [batch, time, features] (sequences) or [batch, height, "
+            f"width, channels] (images); got shape {shape}."
+        )
+    if len(shape) == 4:
+        sequence_only = sorted({"seq_lengths", "reset"} & set(batch))
+        if sequence_only:
+            raise ValueError(
+                f"batch keys {sequence_only} need sequences [batch, time, features]; got images "
+                f"of shape {shape}."
+            )
     size = shape[0]
     for key in ("targets", "mask", "seq_lengths", "reset"):
         if key in batch and np.shape(batch[key])[:1] != (size,):
@@ -65,10 +78,39 @@ def batch_size(batch: Batch) -> int:
     return int(np.shape(batch["inputs"])[0])
 
 
+@dataclasses.dataclass(frozen=True)
+class FreshBatches:
+    """A training source that draws a new batch for every step (synthetic tasks).
+
+    ``make_batch(step)`` must be a pure function of the global step (e.g. seeded with
+    ``numpy.random.default_rng([seed, step])``), so that a resumed run sees the same batches. An
+    "epoch" is ``steps_per_epoch`` steps: :func:`seqjax.train.fit` validates, checkpoints and
+    checks early stopping after each, so it is the evaluation interval of a step budget
+    (``fit(..., num_steps=...)``).
+
+    >>> source = FreshBatches(lambda step: {"inputs": np.full((1, 1, 1), step)}, steps_per_epoch=3)
+    >>> [int(b["inputs"][0, 0, 0]) for b in source(1)]   # the steps of epoch 1
+    [3, 4, 5]
+    """
+
+    make_batch: Callable[[int], Batch]
+    steps_per_epoch: int
+
+    def __post_init__(self) -> None:
+        if int(self.steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1; got {self.steps_per_epoch}.")
+
+    def __call__(self, epoch: int) -> Iterator[Batch]:
+        first = epoch * self.steps_per_epoch
+        return (self.make_batch(first + i) for i in range(self.steps_per_epoch))
+
+
 def num_batches(data: BatchSource) -> int | None:
     """Batches per epoch, or None for a callable source (unknown until iterated)."""
     if isinstance(data, Mapping):
         return int(np.shape(data["inputs"])[0])
+    if isinstance(data, FreshBatches):
+        return int(data.steps_per_epoch)
     if callable(data):
         return None
     return len(data)
@@ -104,6 +146,13 @@ def epoch_batches(
             data = _shuffled_rows(data, np.random.default_rng([seed, epoch]))
         count = int(np.shape(data["inputs"])[0])
         return ({k: v[i] for k, v in data.items()} for i in range(start, count))
+    if isinstance(data, FreshBatches):  # skip to ``start`` without drawing the skipped batches
+        if shuffle:
+            raise ValueError(
+                "shuffle=True needs arrays or a list of batches; FreshBatches are new."
+            )
+        first = epoch * data.steps_per_epoch
+        return (data.make_batch(first + i) for i in range(start, data.steps_per_epoch))
     if callable(data):
         if shuffle:
             raise ValueError("shuffle=True needs arrays or a list of batches; a callable shuffles.")

@@ -2,7 +2,8 @@
 
 A carry is any pytree whose leaves are ``[B, ...]`` arrays, one row per stream: the hidden array
 ``[B, H]`` of ``SimpleRNN``/``GRU``, an ``LSTMCarry(cell, hidden)``, a tuple of those for a
-``StackedRNN``, a pair for a ``Bidirectional`` layer.
+``StackedRNN``, a pair for a ``Bidirectional`` layer. ``None`` is the carry of a model without
+recurrent state (an image classifier): nothing to reset, no batch size to check.
 """
 
 from __future__ import annotations
@@ -13,22 +14,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.nn import Bidirectional, StackedRNN
-
 Carry = Any
 
 
 def zero_carry(model: nn.Module, batch_size: int, dtype: Any = jnp.float32) -> Carry:
-    """The zero carry of ``model`` (unbound is fine) for ``batch_size`` streams.
+    """``model.initial_carry(batch_size, dtype)``: the zero carry for ``batch_size`` streams.
 
-    Understands the seqjax recurrent layers, ``StackedRNN``, ``Bidirectional`` and any module with
-    an ``initial_carry(batch_size)`` method (such as :class:`seqjax.train.SequenceModel`).
+    Every seqjax recurrent layer, ``StackedRNN``, ``Bidirectional``,
+    :class:`seqjax.train.SequenceModel` and :class:`seqjax.models.BackboneClassifier` (``None``:
+    no carry) have that method; unbound modules are fine.
+
+    >>> from seqjax.nn import GRU, StackedRNN
+    >>> [leaf.shape for leaf in zero_carry(StackedRNN([GRU(3), GRU(2)]), 5)]
+    [(5, 3), (5, 2)]
     """
-    if isinstance(model, StackedRNN):
-        return tuple(zero_carry(layer, batch_size, dtype) for layer in model.layers)
-    if isinstance(model, Bidirectional):
-        backward = model.backward_layer or model.layer
-        return (zero_carry(model.layer, batch_size, dtype), zero_carry(backward, batch_size, dtype))
     if hasattr(model, "initial_carry"):
         return model.initial_carry(batch_size, dtype)
     raise TypeError(
@@ -37,9 +36,12 @@ def zero_carry(model: nn.Module, batch_size: int, dtype: Any = jnp.float32) -> C
     )
 
 
-def carry_batch_size(carry: Carry) -> int:
-    """The number of rows (streams) of a carry; raises if its leaves disagree."""
+def carry_batch_size(carry: Carry) -> int | None:
+    """The number of rows (streams) of a carry (None for a carry without leaves); raises if its
+    leaves disagree."""
     sizes = {leaf.shape[0] for leaf in jax.tree.leaves(carry)}
+    if not sizes:
+        return None
     if len(sizes) != 1:
         raise ValueError(f"the carry's leaves have different batch sizes {sorted(sizes)}.")
     return sizes.pop()
@@ -52,7 +54,7 @@ def check_batch_size(carry: Carry, batch_size: int) -> None:
     Runs on static shapes, so inside ``jit`` it fires at trace time instead of recompiling.
     """
     streams = carry_batch_size(carry)
-    if streams != batch_size:
+    if streams is not None and streams != batch_size:
         raise ValueError(
             f"stateful training: this batch has {batch_size} rows but the carry holds {streams} "
             f"streams. Row b of every batch continues stream b, so every batch must have "
@@ -65,7 +67,7 @@ def reset_carry(carry: Carry, reset: jax.Array | None, fresh: Carry | None = Non
 
     Rows where ``reset`` is false are returned unchanged, bit for bit.
     """
-    if reset is None:
+    if reset is None or not jax.tree.leaves(carry):
         return carry
     reset = jnp.asarray(reset, bool)
     check_batch_size(carry, reset.shape[0])

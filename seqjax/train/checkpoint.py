@@ -22,10 +22,31 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from seqjax.train.carry import Carry
 from seqjax.train.state import TrainState
+
+_NO_CARRY = np.zeros((), np.float32)  # stands for the None carry of a model without one
+
+
+def _storable(carry: Carry) -> Any:
+    """orbax's StandardSave takes pytrees of arrays, not ``None`` or one bare array (the carry
+    of a model without one, of a ``SimpleRNN``/``GRU``): those are wrapped in a dict."""
+    if carry is None:
+        return {"none": _NO_CARRY}
+    if isinstance(carry, jax.Array | np.ndarray):
+        return {"array": carry}
+    return carry
+
+
+def _unstored(template: Carry, restored: Any) -> Carry:
+    if template is None:
+        return None
+    if isinstance(template, jax.Array | np.ndarray):
+        return restored["array"]
+    return restored
 
 
 class NonFiniteError(FloatingPointError):
@@ -105,7 +126,7 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                carry=ocp.args.StandardSave(carry),
+                carry=ocp.args.StandardSave(_storable(carry)),
                 loop=ocp.args.JsonSave(dict(loop)),
             ),
         )
@@ -122,11 +143,11 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(_abstract(state)),
-                carry=ocp.args.StandardRestore(_abstract(carry)),
+                carry=ocp.args.StandardRestore(_abstract(_storable(carry))),
                 loop=ocp.args.JsonRestore(),
             ),
         )
-        return restored.state, restored.carry, dict(restored.loop)
+        return restored.state, _unstored(carry, restored.carry), dict(restored.loop)
 
     def wait(self) -> None:
         """Blocks until background saves are written."""

@@ -3,6 +3,12 @@
 Per epoch: reset the carry (stateful) -> train steps over the epoch's batches, the carry flowing
 from batch to batch -> a validation pass -> early stopping -> a checkpoint. Then one test pass.
 
+The same loop trains models without carry (image classifiers: carry ``None``), frozen parameters
+(``frozen=``: no gradient, no optimiser state, bit-identical after training), from given
+variables (``variables=``: a pretrained backbone, a previous phase), and on a step budget
+(``num_steps=`` with :class:`~seqjax.train.FreshBatches`: a new synthetic batch per step, an
+"epoch" being the evaluation interval).
+
 **How the carry enters evaluation** (``eval_carry``, stateful mode only):
 
 - ``"zeros"`` (default): each validation pass, and the test pass, starts its streams from a zero
@@ -31,6 +37,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 from tqdm.auto import tqdm
 
@@ -50,6 +58,7 @@ from seqjax.train.state import TrainState, create_train_state
 from seqjax.train.steps import LossSpec, eval_step, train_step
 
 EVAL_CARRY = ("zeros", "continue")
+_NO_CARRY = np.zeros((), np.float32)  # the carry slot of a checkpoint that holds none
 
 
 @dataclasses.dataclass
@@ -62,7 +71,8 @@ class FitResult:
       history: one record per epoch, ``{"epoch", "step", "train": {...}, "val": {...} | None}``.
       test: the test metrics, or None without ``test_data``.
       best_epoch: the epoch with the best validation ``monitor`` (None without ``val_data``).
-      stopped_early: whether early stopping ended the run.
+      stopped_early: whether early stopping (or ``stop_at``) ended the run.
+      best_state: with ``keep_best``, the state after the best validation epoch (else None).
     """
 
     state: TrainState
@@ -71,30 +81,68 @@ class FitResult:
     test: dict[str, float] | None
     best_epoch: int | None
     stopped_early: bool
+    best_state: TrainState | None = None
 
 
 @functools.lru_cache(maxsize=16)
-def _clipped(optimizer: optax.GradientTransformation, clip_norm: float) -> Any:
-    """``optimizer`` after clipping by global norm (cached: the same object for a resumed run)."""
-    return optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+def _selective(optimizer: optax.GradientTransformation, frozen_key: tuple) -> Any:
+    """``optimizer`` on the trainable leaves only (cached: the same object for a resumed run)."""
+    treedef, flags = frozen_key
+    mask = jax.tree.unflatten(treedef, flags)
+    return optax.transforms.selective_transform(optimizer, freeze_mask=mask)
+
+
+def _frozen_key(frozen: Any, params: Any) -> tuple | None:
+    """A hashable ``(treedef, flags)`` of a frozen mask (or of ``frozen(params)``), or None."""
+    if frozen is None:
+        return None
+    mask = frozen(params) if callable(frozen) else frozen
+    flags, treedef = jax.tree.flatten(mask)
+    if treedef != jax.tree.structure(jax.tree.map(lambda _: True, params)):
+        raise ValueError(
+            "frozen must be a pytree of bools with the structure of the model's parameters "
+            "(build it with seqjax.transfer.mask_params)."
+        )
+    return treedef, tuple(bool(f) for f in flags)
 
 
 @functools.lru_cache(maxsize=16)
 def _jitted_steps(
-    loss: LossSpec, metrics: tuple[str, ...], truncation: int | None, mesh: Any
+    loss: LossSpec,
+    metrics: tuple,
+    truncation: int | None,
+    mesh: Any,
+    frozen_key: tuple | None = None,
+    clip_norm: float | None = None,
 ) -> tuple[Callable, Callable]:
     """The jitted train step (state and carry donated) and eval step for these options; cached,
     so fitting the same model and optimiser again (a resumed run) reuses the compilation."""
-    options = dict(loss=loss, metrics=metrics)
+    options = dict(loss=loss, metrics=_metric_spec(metrics))
+    frozen = None if frozen_key is None else jax.tree.unflatten(*frozen_key)
     shardings = {}
     if mesh is not None:
         shardings["out_shardings"] = (replicated(mesh), batch_sharding(mesh), replicated(mesh))
     train = jax.jit(
-        functools.partial(train_step, truncation=truncation, **options),
+        functools.partial(
+            train_step, truncation=truncation, frozen=frozen, clip_norm=clip_norm, **options
+        ),
         donate_argnums=(0, 1),
         **shardings,
     )
     return train, jax.jit(functools.partial(eval_step, **options))
+
+
+def _metric_key(metrics: Sequence[str] | Mapping[str, Callable]) -> tuple:
+    """Metric names, or ``(name, function)`` pairs, as a hashable tuple."""
+    if isinstance(metrics, Mapping):
+        return tuple(("fn", name, fn) for name, fn in metrics.items())
+    return tuple(metrics)
+
+
+def _metric_spec(key: tuple) -> Sequence[str] | dict[str, Callable]:
+    if key and isinstance(key[0], tuple):
+        return {name: fn for _, name, fn in key}
+    return key
 
 
 def _finite_or_none(metrics: Mapping[str, float] | None) -> dict[str, float | None] | None:
@@ -149,11 +197,11 @@ def fit(
     *,
     optimizer: optax.GradientTransformation,
     workdir: str | os.PathLike,
-    num_epochs: int,
+    num_epochs: int | None = None,
     val_data: BatchSource | None = None,
     test_data: BatchSource | None = None,
     loss: LossSpec = "mse",
-    metrics: Sequence[str] = (),
+    metrics: Sequence[str] | Mapping[str, Callable] = (),
     stateful: bool = True,
     shuffle: bool = False,
     eval_carry: str = "zeros",
@@ -170,8 +218,25 @@ def fit(
     mesh: jax.sharding.Mesh | None = None,
     progress: bool = True,
     tensorboard: bool = True,
+    num_steps: int | None = None,
+    variables: Mapping[str, Any] | None = None,
+    frozen: Any = None,
+    stop_at: float | None = None,
+    keep_best: bool = False,
 ) -> FitResult:
     """Trains ``model`` and resumes automatically from the newest checkpoint in ``workdir``.
+
+    >>> import tempfile, numpy as np, optax
+    >>> from seqjax.nn import GRU
+    >>> from seqjax.train import FreshBatches, SequenceModel
+    >>> def batch(step):                                 # a new batch per step: y = sum of x
+    ...     x = np.random.default_rng(step).normal(size=(8, 4, 1)).astype(np.float32)
+    ...     return {"inputs": x, "targets": x.sum(1)}
+    >>> result = fit(SequenceModel(GRU(8), 1, return_sequences=False), FreshBatches(batch, 10),
+    ...              optimizer=optax.adam(1e-2), num_steps=30, stateful=False,
+    ...              val_data=[batch(99)], workdir=tempfile.mkdtemp(), progress=False)
+    >>> [h["step"] for h in result.history], result.history[-1]["val"]["count"]
+    ([10, 20, 30], 8.0)
 
     Args:
       model: a module following the model protocol of :mod:`seqjax.train.models`.
@@ -182,14 +247,15 @@ def fit(
       workdir: checkpoints (``workdir/checkpoints``), ``metrics.jsonl``, ``tensorboard/``. A run
         interrupted and started again with the same arguments continues exactly where the latest
         checkpoint left it, including the carry in the middle of an epoch.
-      num_epochs: epochs in total (including those of a resumed run).
-      loss, metrics: see :func:`seqjax.train.train_step`.
+      num_epochs: epochs in total (including those of a resumed run); or give ``num_steps``.
+      loss, metrics: see :func:`seqjax.train.train_step` (metrics: names or
+        ``{name: per-example function}``).
       stateful: thread the carry across the batches of an epoch (reset to zeros at each epoch's
         start and per row by ``batch["reset"]``); False: a fresh carry for every batch.
       shuffle: shuffle the training rows every epoch (only without ``stateful``).
       eval_carry: "zeros" or "continue": how the carry enters evaluation (module docstring).
       truncation: ``k2``, see :func:`seqjax.train.train_step`.
-      clip_norm: clip the gradient by global norm before ``optimizer`` (exploding gradients).
+      clip_norm: clip the trainable gradients by their global norm before ``optimizer``.
       early_stopping_patience: stop after this many epochs without a better validation
         ``monitor`` (None: never).
       monitor, monitor_mode: the validation metric for early stopping and ``best_epoch``, and
@@ -203,6 +269,20 @@ def fit(
       mesh: data parallelism over this mesh (:func:`seqjax.train.make_mesh`); None: one device.
       progress: show a tqdm bar with the running loss.
       tensorboard: also write TensorBoard event files.
+      num_steps: a step budget instead of ``num_epochs``: ``num_steps / steps_per_epoch`` epochs
+        (it must divide evenly), e.g. with :class:`~seqjax.train.FreshBatches`, whose
+        ``steps_per_epoch`` is then the evaluation interval.
+      variables: start from these ``{"params", "batch_stats"?}`` (a pretrained backbone with a
+        new head, the result of a previous phase) instead of initialising the model; a fresh
+        optimiser state.
+      frozen: parameters that do not train: a boolean pytree like the parameters (``True`` =
+        frozen, e.g. :func:`seqjax.transfer.mask_params`) or a function of the parameters
+        returning one. No gradient is computed for them, the optimiser holds no state for them
+        (``optax.transforms.selective_transform``), clipping and ``grad_norm`` ignore them, and
+        they come back bit-identical.
+      stop_at: stop once the validation ``monitor`` reaches this value (a solved task).
+      keep_best: also checkpoint the state of the best validation epoch (``workdir/best``) and
+        return it as ``FitResult.best_state``.
 
     Returns:
       A :class:`FitResult`.
@@ -213,6 +293,18 @@ def fit(
     """
     if stateful and shuffle:
         raise ValueError("shuffle=True would break the streams of stateful training.")
+    if (num_epochs is None) == (num_steps is None):
+        raise ValueError("give exactly one of num_epochs and num_steps.")
+    if num_steps is not None:
+        per_epoch = num_batches(train_data)
+        if per_epoch is None or num_steps % per_epoch:
+            raise ValueError(
+                f"num_steps={num_steps} must be a multiple of the batches per epoch ({per_epoch}"
+                "; a plain callable source has none: use FreshBatches)."
+            )
+        num_epochs = num_steps // per_epoch
+    if keep_best and val_data is None:
+        raise ValueError("keep_best=True needs val_data.")
     if eval_carry not in EVAL_CARRY:
         raise ValueError(f"eval_carry must be one of {EVAL_CARRY}; got {eval_carry!r}.")
     if monitor_mode not in ("min", "max"):
@@ -220,12 +312,24 @@ def fit(
     if monitor not in ("loss", *metrics):
         raise ValueError(f"monitor {monitor!r} is not among the metrics {('loss', *metrics)}.")
     workdir = Path(workdir)
-    tx = optimizer if clip_norm is None else _clipped(optimizer, clip_norm)
 
     # Parameters and the carry for the first batch's size; sharded over the mesh if there is one.
     example = first_batch(train_data)
     rows = batch_size(example) * jax.process_count()
-    state = create_train_state(model, tx, example, seed=seed)
+    frozen_key = None
+    if frozen is not None:
+        params = (
+            variables["params"]
+            if variables is not None
+            else jax.eval_shape(
+                lambda: create_train_state(model, optax.identity(), example, seed=seed).params
+            )
+        )
+        frozen_key = _frozen_key(frozen, params)
+    tx = optimizer if frozen_key is None else _selective(optimizer, frozen_key)
+    if variables is not None:  # copies: the train step donates the state's buffers
+        variables = jax.tree.map(lambda a: jnp.array(a, copy=True), dict(variables))
+    state = create_train_state(model, tx, example, seed=seed, variables=variables)
     if mesh is None:
         # Committed to one device, like the arrays a checkpoint restores: one compilation.
         device = jax.local_devices()[0]
@@ -254,8 +358,11 @@ def fit(
     if last_good is not None:
         state, carry, loop = checkpointer.restore(state, carry, last_good)
     writer = MetricsWriter(workdir, resume_step=last_good, tensorboard=tensorboard)
+    best_checkpointer = Checkpointer(workdir / "best", max_to_keep=1) if keep_best else None
 
-    train, evaluate = _jitted_steps(loss, tuple(metrics), truncation, mesh)
+    train, evaluate = _jitted_steps(
+        loss, _metric_key(metrics), truncation, mesh, frozen_key, clip_norm
+    )
     rng = state.base_key()
     step = int(jax.device_get(state.step))
     per_epoch = num_batches(train_data)
@@ -338,10 +445,15 @@ def fit(
                 )
                 if better and math.isfinite(value):
                     loop.update(best=value, best_epoch=epoch, bad_epochs=0)
+                    if best_checkpointer is not None:
+                        best_checkpointer.save(step, state, _NO_CARRY, {"epoch": epoch})
                 else:
                     loop["bad_epochs"] += 1
                 if early_stopping_patience is not None:
                     loop["stopped_early"] = loop["bad_epochs"] >= early_stopping_patience
+                if stop_at is not None and math.isfinite(value):
+                    reached = value <= stop_at if monitor_mode == "min" else value >= stop_at
+                    loop["stopped_early"] = loop["stopped_early"] or reached
             loop["history"].append(
                 {
                     "epoch": epoch,
@@ -380,9 +492,14 @@ def fit(
                 put=put,
             )
             writer.write(step, "test", test_metrics)
+        best_state = None
+        if best_checkpointer is not None and best_checkpointer.latest_step() is not None:
+            best_state, _, _ = best_checkpointer.restore(state, _NO_CARRY)
     finally:
         checkpointer.close()
         writer.close()
+        if best_checkpointer is not None:
+            best_checkpointer.close()
     return FitResult(
         state=state,
         carry=carry,
@@ -390,4 +507,5 @@ def fit(
         test=test_metrics,
         best_epoch=loop["best_epoch"],
         stopped_early=bool(loop["stopped_early"]),
+        best_state=best_state,
     )

@@ -12,26 +12,31 @@ batch has it; ``deterministic=False`` and a ``"dropout"`` rng are passed in trai
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqjax.nn import StackedRNN
 from seqjax.train.carry import zero_carry
 
 
 class SequenceModel(nn.Module):
     """A recurrent body and a Dense head, many-to-many or many-to-one.
 
-    Example::
-
-        model = SequenceModel(LSTM(32), output_features=1)          # [B, T, F] -> [B, T, 1]
-        classifier = SequenceModel(StackedRNN([GRU(64), GRU(64)]), output_features=10,
-                                   return_sequences=False)          # [B, T, F] -> [B, 10] logits
-        carry = model.initial_carry(batch_size)
-        carry, y = model.apply(variables, x, carry)
+    >>> import jax, jax.numpy as jnp
+    >>> from seqjax.nn import GRU, LSTM, StackedRNN
+    >>> model = SequenceModel(LSTM(4), output_features=1)          # [B, T, F] -> [B, T, 1]
+    >>> x = jnp.ones((2, 5, 3))
+    >>> variables = model.init(jax.random.key(0), x)
+    >>> carry, y = model.apply(variables, x, model.initial_carry(2))
+    >>> y.shape, carry.hidden.shape
+    ((2, 5, 1), (2, 4))
+    >>> classifier = SequenceModel(StackedRNN([GRU(4), GRU(4)]), 10, return_sequences=False)
+    >>> _, logits = classifier.apply(classifier.init(jax.random.key(0), x), x)
+    >>> logits.shape                                               # [B, T, F] -> [B, 10] logits
+    (2, 10)
 
     Attributes:
       recurrent: a seqjax recurrent layer (``SimpleRNN``, ``LSTM``, ``GRU``), a ``StackedRNN`` or a
@@ -58,7 +63,7 @@ class SequenceModel(nn.Module):
         deterministic: bool = True,
     ) -> tuple[Any, jax.Array]:
         """``inputs [B, T, F]`` -> ``(carry, predictions [B, T, O] or [B, O])``."""
-        if isinstance(self.recurrent, StackedRNN):
+        if _takes_deterministic(self.recurrent):  # a StackedRNN with dropout between layers
             carry, ys = self.recurrent(inputs, carry, seq_lengths, deterministic=deterministic)
         else:
             carry, ys = self.recurrent(inputs, carry, seq_lengths)
@@ -75,3 +80,7 @@ class SequenceModel(nn.Module):
     def initial_carry(self, batch_size: int, dtype: Any = jnp.float32) -> Any:
         """The zero carry for ``batch_size`` streams (works on the unbound model)."""
         return zero_carry(self.recurrent, batch_size, dtype)
+
+
+def _takes_deterministic(module: nn.Module) -> bool:
+    return "deterministic" in inspect.signature(type(module).__call__).parameters

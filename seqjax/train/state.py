@@ -41,17 +41,31 @@ def create_train_state(
     *,
     seed: int = 0,
     carry: Any = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> TrainState:
-    """Initialises ``model`` on ``example`` (a batch dict or inputs ``[B, T, F]``).
+    """Initialises ``model`` on ``example`` (a batch dict or inputs ``[B, T, F]`` / images).
 
     The key ``jax.random.key(seed)`` is split into the parameter key, the dropout key of ``init``
-    and the run's base key stored in the state.
+    and the run's base key stored in the state. With ``variables`` (``{"params",
+    "batch_stats"?}``, e.g. a pretrained backbone and a new head) the model is not initialised:
+    the state starts from those, with a fresh optimiser state.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from seqjax.nn import GRU
+    >>> from seqjax.train import SequenceModel
+    >>> model = SequenceModel(GRU(4), output_features=1)
+    >>> state = create_train_state(model, optax.adam(1e-3), jnp.ones((2, 5, 3)))
+    >>> again = create_train_state(model, optax.sgd(0.1), jnp.ones((2, 5, 3)),
+    ...                            variables={"params": state.params})
+    >>> int(again.step), again.params["head"]["kernel"].shape
+    (0, (4, 1))
     """
     inputs = example["inputs"] if isinstance(example, Mapping) else example
     params_key, dropout_key, run_key = jax.random.split(jax.random.key(seed), 3)
-    # Eager on purpose: the small ops' compilations are cached across models, while a jitted
-    # init compiles every initialiser (QR for the orthogonal ones) again for each new model.
-    variables = model.init({"params": params_key, "dropout": dropout_key}, inputs, carry)
+    if variables is None:
+        # Eager on purpose: the small ops' compilations are cached across models, while a jitted
+        # init compiles every initialiser (QR for the orthogonal ones) again for each new model.
+        variables = model.init({"params": params_key, "dropout": dropout_key}, inputs, carry)
     variables = dict(variables)
     params = variables.pop("params")
     batch_stats = variables.pop("batch_stats", {})

@@ -20,9 +20,21 @@ Before the batch, the rows named by ``batch["reset"]`` restart from zeros (a new
 The batch must have as many rows as the carry; another size raises ValueError at trace time,
 naming both sizes, instead of recompiling.
 
+**Frozen parameters** (``frozen=``, a boolean pytree like the parameters, ``True`` = frozen, as
+Keras' ``trainable=False``): the gradient is taken with respect to the trainable leaves only (the
+frozen ones enter the loss as constants), clipping and ``grad_norm`` see only the trainable
+leaves, and the frozen leaves come back bit-identical. Build the optimizer with
+``optax.transforms.selective_transform(tx, freeze_mask=frozen)`` so that it keeps no state for
+them (:func:`seqjax.train.fit` does this for you).
+
+**Models without carry** (an image classifier, :class:`seqjax.models.BackboneClassifier`): the
+carry is ``None``; inputs may be images ``[B, H, W, C]`` and targets integer labels ``[B]``.
+BatchNorm layers update their ``batch_stats`` in ``train_step`` only where the model runs them
+in training mode; which mode is the model's business (per module), not the step's.
+
 Metrics (float32 scalars, fetched late by the caller): ``loss`` (masked mean), ``count`` (the
-number of targets it averages), ``grad_norm`` (global norm before clipping, train only) and one
-entry per requested metric.
+number of targets it averages), ``grad_norm`` (global norm of the trainable gradients before
+clipping, train only) and one entry per requested metric.
 """
 
 from __future__ import annotations
@@ -168,6 +180,42 @@ def _metrics(sums: dict[str, tuple[jax.Array, jax.Array]]) -> Metrics:
     return out
 
 
+def _frozen_flags(frozen: Any, params: Any) -> tuple[bool, ...]:
+    """One Python bool per parameter leaf (True = frozen); raises if the mask does not fit."""
+    flags = jax.tree.leaves(frozen)
+    if jax.tree.structure(frozen) != jax.tree.structure(jax.tree.map(lambda _: True, params)):
+        raise ValueError(
+            f"frozen must be a pytree of bools like the parameters ({len(jax.tree.leaves(params))}"
+            f" leaves); got one with {len(flags)} leaves and another structure."
+        )
+    return tuple(bool(f) for f in flags)
+
+
+def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tuple:
+    """``value_and_grad`` of ``loss_of_params`` with respect to the trainable leaves only.
+
+    Returns ``((loss, aux), trainable_grads, rebuild)``: the gradients as a list (frozen leaves
+    are constants of the loss, no gradient is computed for them) and ``rebuild(trainable, fill)``
+    that puts a list of trainable leaves back into the full tree, ``fill(leaf)`` at frozen ones.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    flags = (False,) * len(leaves) if frozen is None else _frozen_flags(frozen, params)
+    constants = [
+        jax.lax.stop_gradient(leaf) if f else None for leaf, f in zip(leaves, flags, strict=True)
+    ]
+
+    def rebuild(trainable: Sequence[Any], fill: Callable[[int], Any]) -> Any:
+        it = iter(trainable)
+        return treedef.unflatten([fill(i) if f else next(it) for i, f in enumerate(flags)])
+
+    def loss_of_trainable(trainable):
+        return loss_of_params(rebuild(trainable, lambda i: constants[i]))
+
+    trainable = [leaf for leaf, f in zip(leaves, flags, strict=True) if not f]
+    out, grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
+    return out, grads, rebuild, leaves
+
+
 def _prepare_carry(carry: Carry, batch: Batch) -> Carry:
     check_batch_size(carry, batch["inputs"].shape[0])
     return jax.lax.stop_gradient(reset_carry(carry, batch.get("reset")))
@@ -182,20 +230,37 @@ def train_step(
     loss: LossSpec = "mse",
     metrics: Sequence[str] | Mapping[str, Callable] = (),
     truncation: int | None = None,
+    frozen: Any = None,
+    clip_norm: float | None = None,
 ) -> tuple[TrainState, Carry, Metrics]:
     """One optimiser update on one batch, continuing the streams from ``carry``.
+
+    >>> import functools, jax, jax.numpy as jnp, optax
+    >>> from seqjax.nn import GRU
+    >>> from seqjax.train import SequenceModel, create_train_state
+    >>> model = SequenceModel(GRU(4), output_features=1)
+    >>> batch = {"inputs": jnp.ones((2, 5, 3)), "targets": jnp.zeros((2, 5, 1))}
+    >>> state = create_train_state(model, optax.adam(1e-2), batch)
+    >>> step = jax.jit(functools.partial(train_step, loss="mse", clip_norm=1.0))
+    >>> state, carry, metrics = step(state, model.initial_carry(2), batch, state.base_key())
+    >>> int(state.step), carry.shape, sorted(metrics)
+    (1, (2, 4), ['count', 'grad_norm', 'loss'])
 
     Args:
       state: the :class:`TrainState` (donate it).
       carry: the state of the ``B`` streams after the previous batch (donate it); a constant of
-        this step.
-      batch: ``{"inputs": [B, T, F], "targets": ..., "mask"?, "seq_lengths"?, "reset"?}``.
+        this step. ``None`` for a model without carry.
+      batch: ``{"inputs": [B, T, F], "targets": ..., "mask"?, "seq_lengths"?, "reset"?}``, or
+        ``{"inputs": [B, H, W, C], "targets": [B], "mask"?}`` for an image model.
       rng: the run's base key; this step uses ``fold_in(rng, state.step)`` for dropout.
       loss: a name in :data:`seqjax.train.losses.POINTWISE` ("mse", "mae", "huber",
         "cross_entropy") or a per-example function ``(predictions, targets) -> [B(, T)]``.
       metrics: more names (e.g. ``("mae",)``, ``("accuracy",)``) or ``{name: function}``.
       truncation: ``k2``: also cut the gradient every ``k2`` steps inside the batch
         (many-to-many only; ``k2`` divides ``T``).
+      frozen: a boolean pytree like ``state.params`` (``True`` = frozen; see the module
+        docstring), or None: all parameters train.
+      clip_norm: clip the trainable gradients by their global norm before the optimiser.
 
     Returns:
       ``(new_state, carry_after_batch [B, ...], metrics)``.
@@ -203,13 +268,26 @@ def train_step(
     terms = _terms(loss, metrics)
     carry = _prepare_carry(carry, batch)
     step_rng = jax.random.fold_in(rng, state.step)
-    grad_fn = jax.value_and_grad(_loss_fn, has_aux=True)
-    (_, (carry, sums, stats)), grads = grad_fn(
-        state.params, state, carry, batch, step_rng, terms, truncation
+
+    def loss_of_params(params):
+        return _loss_fn(params, state, carry, batch, step_rng, terms, truncation)
+
+    (_, (carry, sums, stats)), grads, rebuild, old = _trainable_grads(
+        state.params, frozen, loss_of_params
     )
-    new_state = state.apply_gradients(grads=grads, batch_stats=stats)
+    grad_norm = optax.global_norm(grads)
+    if clip_norm is not None:
+        grads, _ = optax.clip_by_global_norm(clip_norm).update(grads, optax.EmptyState())
+    full_grads = rebuild(grads, lambda i: jnp.zeros_like(old[i]))
+    new_state = state.apply_gradients(grads=full_grads, batch_stats=stats)
+    if frozen is not None:  # exactly the old values (p + 0 could turn -0.0 into 0.0)
+        new = jax.tree.leaves(new_state.params)
+        trainable = [
+            n for n, f in zip(new, _frozen_flags(frozen, state.params), strict=True) if not f
+        ]
+        new_state = new_state.replace(params=rebuild(trainable, lambda i: old[i]))
     out = _metrics(sums)
-    out["grad_norm"] = optax.global_norm(grads)
+    out["grad_norm"] = grad_norm
     return new_state, carry, out
 
 
@@ -223,6 +301,16 @@ def eval_step(
 ) -> tuple[Carry, Metrics]:
     """Evaluates one batch (deterministic), continuing the streams from ``carry``.
 
+    >>> import jax.numpy as jnp, optax
+    >>> from seqjax.nn import GRU
+    >>> from seqjax.train import SequenceModel, create_train_state
+    >>> model = SequenceModel(GRU(4), output_features=3, return_sequences=False)
+    >>> batch = {"inputs": jnp.ones((2, 5, 3)), "targets": jnp.array([0, 2])}   # labels [B]
+    >>> state = create_train_state(model, optax.sgd(0.1), batch)
+    >>> carry, metrics = eval_step(state, None, batch, loss="cross_entropy", metrics=("accuracy",))
+    >>> sorted(metrics), float(metrics["count"])
+    (['accuracy', 'count', 'loss'], 2.0)
+
     Returns ``(carry_after_batch, metrics)`` with the same metric names as :func:`train_step`
     (without ``grad_norm``).
     """
@@ -234,6 +322,15 @@ def eval_step(
 
 def predict_step(state: TrainState, carry: Carry, batch: Batch) -> tuple[Carry, jax.Array]:
     """Predictions for one batch (only ``inputs`` and the optional ``seq_lengths``/``reset``).
+
+    >>> import jax.numpy as jnp, optax
+    >>> from seqjax.nn import LSTM
+    >>> from seqjax.train import SequenceModel, create_train_state
+    >>> model = SequenceModel(LSTM(4), output_features=1)
+    >>> state = create_train_state(model, optax.sgd(0.1), jnp.ones((2, 5, 3)))
+    >>> carry, y = predict_step(state, model.initial_carry(2), {"inputs": jnp.ones((2, 5, 3))})
+    >>> y.shape, carry.cell.shape
+    ((2, 5, 1), (2, 4))
 
     Returns ``(carry_after_batch, predictions [B, T, O] or [B, O])``; call it chunk after chunk to
     forecast a stream.

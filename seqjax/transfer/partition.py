@@ -130,6 +130,15 @@ def label_params(
 def mask_params(tree: Any, patterns: Pattern | Sequence[Pattern]) -> Any:
     """A boolean pytree like ``tree``: ``True`` where any of ``patterns`` matches the path.
 
+    The frozen mask of ``seqjax.train.fit(..., frozen=mask)``:
+
+    >>> params = {"backbone": {"conv": {"kernel": 0.0}, "bn": {"scale": 1.0}}, "head": {"b": 0.0}}
+    >>> mask_params(params, ["backbone/*"])
+    {'backbone': {'bn': {'scale': True}, 'conv': {'kernel': True}}, 'head': {'b': False}}
+    >>> mask_params(params, "Backbone/*")
+    Traceback (most recent call last):
+    ValueError: pattern 'Backbone/*' matches no parameter; paths look like 'backbone/bn/scale', 'backbone/conv/kernel', 'head/b'
+
     Raises:
         ValueError: if one of the patterns matches no path.
     """

@@ -1,4 +1,5 @@
-"""The Keras transfer-learning guide's recipe, end to end, for a MobileNetV2 backbone.
+"""The Keras transfer-learning guide's recipe, end to end, for a MobileNetV2 backbone, trained by
+:func:`seqjax.train.fit` (validation, checkpoints and resume, NaN guard, metrics, TensorBoard).
 
 1. Backbone: ImageNet weights if given, else pretrain a MobileNetV2 (no top) with its own head
    on a source task (the whole network trains, BatchNorm in training mode).
@@ -9,33 +10,30 @@
    BatchNorm still in inference mode, validation after each epoch.
 4. Evaluate once on the target test split.
 
-``run_transfer`` is the whole recipe for a :class:`TransferConfig`; an experiment is a config plus
-data (e.g. :func:`seqjax.transfer.digits_transfer_data`).
+Each phase is one ``fit`` with its own workdir (``<workdir>/pretrain``, ``head``, ``finetune``),
+so a second run with the same workdir resumes (or skips) finished phases.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from seqjax.data.digits import Split, Splits
+from seqjax.data.examples import padded_batches
 from seqjax.models.classifier_head import BackboneClassifier, ClassifierHead
 from seqjax.models.keras_init import keras_style_init
-from seqjax.models.mobilenet_v2 import MobileNetV2
-from seqjax.transfer.digits import Splits
-from seqjax.transfer.finetune import (
-    evaluate,
-    fit,
-    init_state,
-    make_eval_step,
-    make_train_step,
-)
-from seqjax.transfer.freeze import ParamSummary, freeze, summarize, unfreeze_top
+from seqjax.models.mobilenet_v2 import MobileNetV2, unfreeze_top
+from seqjax.train import FitResult, fit
 from seqjax.transfer.partition import mask_params
+from seqjax.transfer.summary import ParamSummary, summarize
 
 __all__ = [
     "TransferConfig",
@@ -43,6 +41,7 @@ __all__ = [
     "imagenet_backbone",
     "pretrain_backbone",
     "run_transfer",
+    "train_classifier",
 ]
 
 Variables = dict[str, Any]
@@ -86,16 +85,68 @@ class TransferResult:
     log: list[str] = field(default_factory=list)
 
 
-def _tx(lr: float, weight_decay: float) -> optax.GradientTransformation:
-    return optax.adamw(lr, weight_decay=weight_decay)
+def _rows(result: FitResult) -> History:
+    """``fit``'s history as Keras-like rows: epoch (from 1), loss, accuracy, val_loss, ..."""
+    rows = []
+    for record in result.history:
+        row = {"epoch": record["epoch"] + 1}
+        row |= {k: v for k, v in record["train"].items() if k in ("loss", "accuracy")}
+        row |= {f"val_{k}": v for k, v in (record["val"] or {}).items() if k != "count"}
+        rows.append(row)
+    return rows
 
 
-def _log_epoch(log: Callable[[str], None], phase: str) -> Callable[[dict[str, float]], None]:
-    def emit(row: dict[str, float]) -> None:
-        parts = [f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"]
+def _log_rows(log: Callable[[str], None], phase: str, rows: History) -> None:
+    for row in rows:
+        parts = [f"{k}={v:.4f}" for k, v in row.items() if k != "epoch" and v is not None]
         log(f"[{phase}] epoch {row['epoch']}: " + " ".join(parts))
 
-    return emit
+
+def train_classifier(
+    model: BackboneClassifier,
+    variables: Variables,
+    train: Split,
+    val: Split | None,
+    *,
+    learning_rate: float,
+    epochs: int,
+    workdir: str | Path,
+    batch_size: int = 32,
+    weight_decay: float = 0.0,
+    frozen: Any = None,
+    test: Split | None = None,
+    seed: int = 0,
+) -> FitResult:
+    """One phase: ``seqjax.train.fit`` on ``(images, labels)`` splits, cross-entropy, accuracy.
+
+    Training batches are reshuffled every epoch; every split is cut into batches of
+    ``batch_size`` whose last one is padded with masked rows, so every image counts once. The
+    optimizer is AdamW with a fresh state; ``frozen`` parameters do not train (see ``fit``).
+    """
+
+    def source(split: Split | None) -> dict | None:
+        if split is None:
+            return None
+        return padded_batches(split[0], split[1], min(batch_size, len(split[1])))
+
+    return fit(
+        model,
+        source(train),
+        val_data=source(val),
+        test_data=source(test),
+        optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
+        workdir=workdir,
+        num_epochs=epochs,
+        loss="cross_entropy",
+        metrics=("accuracy",),
+        stateful=False,
+        shuffle=True,
+        seed=seed,
+        variables=variables,
+        frozen=frozen,
+        progress=False,
+        tensorboard=False,
+    )
 
 
 def imagenet_backbone(alpha: float, *, path: str | None = None) -> Variables | None:
@@ -121,28 +172,38 @@ def imagenet_backbone(alpha: float, *, path: str | None = None) -> Variables | N
 
 
 def pretrain_backbone(
-    config: TransferConfig, source: Splits, *, log: Callable[[str], None] = print
+    config: TransferConfig,
+    source: Splits,
+    *,
+    log: Callable[[str], None] = print,
+    workdir: str | Path | None = None,
 ) -> tuple[Variables, History]:
-    """Train a MobileNetV2 (no top) plus a head on ``source`` from scratch, with a validation
-    epoch after each epoch; return the backbone's ``{"params", "batch_stats"}`` and the history."""
+    """Train a MobileNetV2 (no top) plus a head on ``source`` from scratch (BatchNorm in training
+    mode), with a validation epoch after each epoch; return the backbone's ``{"params",
+    "batch_stats"}`` and the history. ``workdir`` (default: a temporary folder) holds its
+    checkpoints; a second call with the same one resumes."""
     model = BackboneClassifier(
         MobileNetV2(alpha=config.alpha, include_top=False, bn_momentum=config.pretrain_bn_momentum),
         ClassifierHead(source.num_classes, config.dropout),
+        backbone_batch_norm="train",
     )
-    fit_rng = jax.random.key(config.seed)
     variables = keras_style_init(model, jnp.asarray(source.train[0][:1]), seed=config.seed)
-    tx = _tx(config.pretrain_lr, config.weight_decay)
-    state, history = fit(
-        init_state(variables, tx),
-        make_train_step(model, tx, backbone_train=True),
-        make_eval_step(model),
-        source.train,
-        source.val,
-        epochs=config.pretrain_epochs,
-        batch_size=config.batch_size,
-        rng=fit_rng,
-        log=_log_epoch(log, "pretrain"),
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train_classifier(
+            model,
+            variables,
+            source.train,
+            source.val,
+            learning_rate=config.pretrain_lr,
+            epochs=config.pretrain_epochs,
+            workdir=workdir or scratch,
+            batch_size=config.batch_size,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+        )
+    history = _rows(result)
+    _log_rows(log, "pretrain", history)
+    state = result.state
     backbone = {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
     return backbone, history
 
@@ -154,6 +215,7 @@ def run_transfer(
     source: Splits | None = None,
     backbone: Variables | None = None,
     log: Callable[[str], None] = print,
+    workdir: str | Path | None = None,
 ) -> TransferResult:
     """The guide's recipe: backbone -> frozen + new head -> fine-tune top blocks -> test once.
 
@@ -163,10 +225,17 @@ def run_transfer(
         source: the source task to pretrain on when ``backbone`` is ``None``.
         backbone: MobileNetV2 (no top) variables, e.g. from :func:`imagenet_backbone`.
         log: called with one line per epoch and phase.
+        workdir: the phases' checkpoints and metrics (``pretrain/``, ``head/``, ``finetune/``);
+            default: a temporary folder.
 
     Returns:
         A :class:`TransferResult` with every epoch's metrics and the test metrics.
     """
+    with tempfile.TemporaryDirectory() as scratch:
+        return _run_transfer(config, target, source, backbone, log, Path(workdir or scratch))
+
+
+def _run_transfer(config, target, source, backbone, log, workdir: Path) -> TransferResult:
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -177,61 +246,70 @@ def run_transfer(
     if backbone is None:
         if source is None:
             raise ValueError("give either pretrained backbone variables or a source task")
-        backbone, pretrain_history = pretrain_backbone(config, source, log=say)
+        backbone, pretrain_history = pretrain_backbone(
+            config, source, log=say, workdir=workdir / "pretrain"
+        )
 
     backbone_module = MobileNetV2(alpha=config.alpha, include_top=False)
     head = ClassifierHead(target.num_classes, config.dropout)
-    model = BackboneClassifier(backbone_module, head)
-    head_rng, finetune_rng = jax.random.split(jax.random.key(config.seed + 1))
+    model = BackboneClassifier(backbone_module, head, backbone_batch_norm="inference")
     features = jax.eval_shape(backbone_module.apply, backbone, jnp.asarray(target.train[0][:1]))
     head_params = keras_style_init(head, features, seed=config.seed + 1)
-    params = {"backbone": backbone["params"], "head": head_params["params"]}
-    batch_stats = {"backbone": backbone["batch_stats"]}
-    eval_step = make_eval_step(model)
+    variables = {
+        "params": {"backbone": backbone["params"], "head": head_params["params"]},
+        "batch_stats": {"backbone": backbone["batch_stats"]},
+    }
+    phase = dict(batch_size=config.batch_size, weight_decay=config.weight_decay)
+    finetuning = config.finetune_epochs > 0
 
     # 2. Frozen backbone (inference mode), new head.
-    frozen = mask_params(params, "backbone/*")
-    head_summary = summarize(params, frozen, batch_stats=batch_stats)
+    frozen = mask_params(variables["params"], "backbone/*")
+    head_summary = summarize(variables["params"], frozen, batch_stats=variables["batch_stats"])
     say(f"[head] trainable={head_summary.trainable:,} frozen={head_summary.frozen:,}")
-    tx = freeze(_tx(config.head_lr, config.weight_decay), frozen)
-    state = init_state({"params": params, "batch_stats": batch_stats}, tx)
-    state, head_history = fit(
-        state,
-        make_train_step(model, tx),
-        eval_step,
+    result = train_classifier(
+        model,
+        variables,
         target.train,
         target.val,
+        learning_rate=config.head_lr,
         epochs=config.head_epochs,
-        batch_size=config.batch_size,
-        rng=head_rng,
-        log=_log_epoch(say, "head"),
+        workdir=workdir / "head",
+        frozen=frozen,
+        test=None if finetuning else target.test,
+        seed=config.seed + 1,
+        **phase,
     )
+    head_history = _rows(result)
+    _log_rows(say, "head", head_history)
 
     # 3. Fine-tune the top blocks at a small learning rate, BatchNorm still in inference mode.
     finetune_history: History = []
     unfrozen = unfreeze_top(frozen, config.finetune_blocks)
+    state = result.state
     finetune_summary = summarize(state.params, unfrozen, batch_stats=state.batch_stats)
-    if config.finetune_epochs > 0:
+    if finetuning:
         say(
             f"[finetune] trainable={finetune_summary.trainable:,} "
             f"frozen={finetune_summary.frozen:,}"
         )
-        tx = freeze(_tx(config.finetune_lr, config.weight_decay), unfrozen)
-        state = state.replace(opt_state=jax.jit(tx.init)(state.params))  # a fresh optimizer
-        state, finetune_history = fit(
-            state,
-            make_train_step(model, tx),
-            eval_step,
+        result = train_classifier(
+            model,
+            {"params": state.params, "batch_stats": state.batch_stats},
             target.train,
             target.val,
+            learning_rate=config.finetune_lr,
             epochs=config.finetune_epochs,
-            batch_size=config.batch_size,
-            rng=finetune_rng,
-            log=_log_epoch(say, "finetune"),
+            workdir=workdir / "finetune",
+            frozen=unfrozen,
+            test=target.test,
+            seed=config.seed + 2,
+            **phase,
         )
+        finetune_history = _rows(result)
+        _log_rows(say, "finetune", finetune_history)
 
-    # 4. Test once.
-    test = evaluate(state, eval_step, target.test, batch_size=config.batch_size)
+    # 4. Test once (fit's test pass, after the last phase).
+    test = {k: float(result.test[k]) for k in ("loss", "accuracy")}
     say(f"[test] loss={test['loss']:.4f} accuracy={test['accuracy']:.4f}")
     return TransferResult(
         pretrain_history=pretrain_history,
@@ -239,7 +317,7 @@ def run_transfer(
         finetune_history=finetune_history,
         test=test,
         pretrained=backbone,
-        variables={"params": state.params, "batch_stats": state.batch_stats},
+        variables={"params": result.state.params, "batch_stats": result.state.batch_stats},
         head_summary=head_summary,
         finetune_summary=finetune_summary,
         log=lines,

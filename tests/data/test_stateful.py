@@ -5,9 +5,78 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqjax.data import RemainderWarning, stateful_batches, stateful_layout, stateful_restore
+from seqjax.data import (
+    RemainderWarning,
+    stateful_batches,
+    stateful_iterator,
+    stateful_layout,
+    stateful_restore,
+)
+from seqjax.data import stateful as stateful_module
 
 SETTINGS = settings(max_examples=50, deadline=None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warning_registry():
+    """The remainder warning is issued once per split and process; each test starts afresh."""
+    stateful_module._WARNED.clear()
+
+
+@SETTINGS
+@given(
+    length=st.integers(2, 120),
+    batch_size=st.integers(1, 6),
+    timesteps=st.integers(1, 12),
+    features=st.sampled_from([None, 1, 3]),
+)
+def test_pad_keeps_every_step_masks_the_padding_and_holds_lengths(
+    length, batch_size, timesteps, features
+):
+    shape = (length,) if features is None else (length, features)
+    series = np.arange(1, np.prod(shape) + 1, dtype=np.float64).reshape(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is dropped, nothing to warn about
+        laid = stateful_batches(series, batch_size, timesteps, drop="pad")
+    x = series.reshape(length, -1)
+    used = length - 1  # next-step targets
+    n = -(-used // (batch_size * timesteps))
+    assert laid["inputs"].shape == (n, batch_size, timesteps, x.shape[1])
+    # The reference layout, element by element (a NumPy loop over the drawn formula).
+    for k in range(n):
+        for j in range(batch_size):
+            for t in range(timesteps):
+                index = j * n * timesteps + k * timesteps + t
+                valid = index < used
+                assert laid["mask"][k, j, t] == float(valid)
+                expected = x[index] if valid else 0.0
+                np.testing.assert_array_equal(laid["inputs"][k, j, t], expected)
+                np.testing.assert_array_equal(
+                    laid["targets"][k, j, t], x[index + 1] if valid else 0.0
+                )
+    np.testing.assert_array_equal(laid["seq_lengths"], laid["mask"].sum(-1))
+    assert laid["mask"].sum() == used  # every step scored once
+    restored = stateful_restore(laid["targets"], length, drop="pad")
+    np.testing.assert_array_equal(restored[1:], x[1:])
+
+
+def test_the_remainder_warning_is_issued_once_per_split_not_per_epoch():
+    series = np.arange(23.0)
+    with pytest.warns(RemainderWarning, match="drop='pad' keeps them") as record:
+        for _ in range(3):  # three epochs over the same split
+            list(stateful_iterator(series, 2, 3))
+    assert len([w for w in record if issubclass(w.category, RemainderWarning)]) == 1
+    with pytest.warns(RemainderWarning):  # another split warns again
+        stateful_batches(np.arange(23.0) + 1, 2, 3)
+
+
+def test_stateful_iterator_pads_with_masks_and_lengths():
+    series = np.arange(23.0)  # 22 pairs; B=2, S=3: 4 batches, 24 slots, 2 padded
+    batches = list(stateful_iterator(series, 2, 3, drop="pad"))
+    assert len(batches) == 4
+    assert sum(b["mask"].sum() for b in batches) == 22
+    assert batches[-1]["seq_lengths"].tolist() == [3, 1]
+    assert batches[0]["reset"].all() and not batches[1]["reset"].any()
 
 
 @SETTINGS

@@ -49,10 +49,12 @@ def _fast_compile():
         jax.config.update("jax_disable_most_optimizations", old)
 
 
-def _files(workdir: Path, plots: list[str]) -> dict:
-    for name in ["config.json", "metrics.jsonl", "results.json", *plots]:
+def _files(workdir: Path, plots: list[str], parts: list[str]) -> dict:
+    for name in ["config.json", "results.json", *plots]:
         assert (workdir / name).is_file(), name
-    assert (workdir / "checkpoints").is_dir()
+    for part in parts:  # one seqjax.train.fit workdir per model or phase
+        assert (workdir / part / "metrics.jsonl").is_file(), part
+        assert (workdir / part / "checkpoints").is_dir(), part
     return json.loads((workdir / "results.json").read_text())
 
 
@@ -60,12 +62,14 @@ def test_forecast_tiny_end_to_end(tmp_path):
     out = _main(
         "experiments/configs/forecast.py:tiny", tmp_path, "--config.models=stateful_lstm,cnn"
     )
-    results = _files(tmp_path, ["forecasts.png", "validation.png"])
+    results = _files(tmp_path, ["forecasts.png", "validation.png"], ["stateful_lstm", "cnn"])
     assert set(results["models"]) == {"persistence", "linear_ar", "stateful_lstm", "cnn"}
     for entry in results["models"].values():
         assert entry["test"]["rmse"] > 0 and entry["test"]["mae"] > 0
         assert isinstance(entry["beats_persistence"], bool)
     assert "persistence" in out and "forecasts.png" in out
+    for name in ("stateful_lstm", "cnn"):
+        assert 1 <= results["models"][name]["best_epoch"] <= 2  # tiny: two epochs
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["models"] == "stateful_lstm,cnn"
 
@@ -96,7 +100,7 @@ def test_forecast_price_mapping_and_ar_baseline():
 def test_transfer_tiny_end_to_end(tmp_path):
     with _fast_compile():
         transfer.run(transfer_config.get_config("tiny"), str(tmp_path))
-    results = _files(tmp_path, ["transfer.png"])
+    results = _files(tmp_path, ["transfer.png"], ["pretrain", "head", "finetune"])
     out = transfer.summary(results)
     assert results["finetune"]["learning_rate"] == 1e-5
     assert results["head"]["frozen"] > results["head"]["trainable"] > 0

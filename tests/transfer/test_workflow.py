@@ -8,8 +8,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from seqjax.data.digits import digits_transfer_data  # noqa: E402
 from seqjax.models.mobilenet_v2 import block_of  # noqa: E402
-from seqjax.transfer import TransferConfig, digits_transfer_data, named_leaves, run_transfer  # noqa: E402
+from seqjax.transfer import TransferConfig, named_leaves, run_transfer  # noqa: E402
 
 TINY = TransferConfig(
     alpha=0.35,

@@ -15,15 +15,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.models.mobilenet_v2 import preprocess_input
-from seqjax.transfer.finetune import Split
+from seqjax.models.mobilenet_v2 import preprocess_input  # the model's preprocessing
 
-__all__ = ["Splits", "digits_transfer_data", "load_digit_images"]
+__all__ = ["Split", "Splits", "digits_transfer_data", "load_digit_images"]
+
+Split = tuple[np.ndarray, np.ndarray]  # (images [N, H, W, 3] float32, labels [N] int32)
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test ``(images, labels)`` of one task."""
+    """Train, validation and test ``(images, labels)`` of one task.
+
+    >>> import numpy as np
+    >>> part = (np.zeros((4, 8, 8, 3), np.float32), np.array([0, 2, 1, 0]))
+    >>> Splits(train=part, val=part, test=part).num_classes
+    3
+    """
 
     train: Split
     val: Split
@@ -36,7 +43,12 @@ class Splits:
 
 def load_digit_images(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """All of scikit-learn's digits as images ``(1797, size, size, 3)`` float32 in ``[-1, 1]``
-    and labels ``(1797,)`` int32. Needs scikit-learn."""
+    and labels ``(1797,)`` int32. Needs scikit-learn.
+
+    >>> images, labels = load_digit_images(16)
+    >>> images.shape, labels.shape, float(images.min()), float(images.max())
+    ((1797, 16, 16, 3), (1797,), -1.0, 1.0)
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -83,6 +95,10 @@ def digits_transfer_data(
 
     Labels are relabelled to ``0..len(classes)-1`` in the order of ``*_classes``. ``limit``
     keeps only that many random examples per task (for quick tests).
+
+    >>> source, target = digits_transfer_data(16, limit=20)
+    >>> target.train[0].shape, len(target.val[1]), len(target.test[1]), target.num_classes
+    ((14, 16, 16, 3), 3, 3, 5)
     """
     images, labels = load_digit_images(size)
     rng = np.random.default_rng(seed)
