@@ -42,9 +42,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax._src import dispatch
+from jax._src import dispatch, sharding_impls
 from jax._src.interpreters import ad, batching, mlir
+from jax._src.lib.mlir import ir
+from jax.experimental.custom_partitioning import custom_partitioning
 from jax.extend.core import Primitive
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from seqjax.nn.engines import cpu_build, portable
 from seqjax.nn.engines.cpu_build import KernelUnavailableError
@@ -116,17 +120,21 @@ class Kernel:
 
 # ---- the XLA matmuls around the backward kernel ---------------------------------------------
 def _outer_sum(a, b):
-    """``sum_t a[t]^T b[t]``: one ``[H, T*B] x [T*B, G]`` matmul on the row-major buffers as they
-    are (an einsum over (t, b) made XLA copy both operands into another layout first)."""
-    a2 = a.reshape(-1, a.shape[-1])
-    b2 = b.reshape(-1, b.shape[-1])
-    return jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ())))
+    """``sum_t a[t]^T b[t]`` for ``a [T, B, H]``, ``b [T, B, G]``: one matmul contracting (t, b),
+    which XLA runs on the row-major buffers as ``[H, T*B] x [T*B, G]``. No reshape to
+    ``[T*B, .]``: with the batch sharded over devices that would gather it; this way each device
+    sums its rows and one all-reduce adds the partial sums."""
+    return jax.lax.dot_general(a, b, (((0, 1), (0, 1)), ((), ())))
+
+
+def _times_transposed(d, w):
+    """``d [T, B, G] @ w.T`` for ``w [F, G]``: ``[T, B, F]``."""
+    return jax.lax.dot_general(d, w, (((2,), (1,)), ((), ())))
 
 
 def _input_grads(x, w, dxp):
     """Gradients of the input projection ``x W + b`` from ``dxp [T, B, G]``: ``(dx, dW, db)``."""
-    dx = (dxp.reshape(-1, dxp.shape[-1]) @ w.T).reshape(x.shape)
-    return dx, _outer_sum(x, dxp), dxp.sum(axis=(0, 1))
+    return _times_transposed(dxp, w), _outer_sum(x, dxp), dxp.sum(axis=(0, 1))
 
 
 def _srn_transpose(k, primals, outs, cts, strict):
@@ -151,12 +159,10 @@ def _gru_transpose(k, primals, outs, cts, strict):
     def recurrent_part(m):
         return jnp.concatenate([m[..., : 2 * h], m[..., 3 * h :]], axis=-1)
 
-    d2 = d4.reshape(-1, 4 * h)
-    x2 = x.reshape(-1, x.shape[-1])
     w4 = jnp.concatenate([w, jnp.zeros((w.shape[0], h), w.dtype)], axis=1)  # dn_h gets no W
-    dx = (d2 @ w4.T).reshape(x.shape)
-    dw = jax.lax.dot_general(x2, d2, (((0,), (0,)), ((), ())))[:, : 3 * h]
-    sums = d2.sum(axis=0)
+    dx = _times_transposed(d4, w4)
+    dw = _outer_sum(x, d4)[:, : 3 * h]
+    sums = d4.sum(axis=(0, 1))
     du = recurrent_part(_outer_sum(portable._previous(h0, hs), d4))
     return dx, dw, sums[: 3 * h], du, recurrent_part(sums), dh0
 
@@ -234,9 +240,85 @@ def _bwd_abstract(k, *avals, strict):
 
 
 # ---- lowering: the kernel on CPU when it can be had, the portable scan everywhere else ---------
-def _lowerings(prim, target, portable_fn, aliases):
+def _batch_spec(arg_shapes, in_axes):
+    """How the operands' batch axis is sharded (the first operand that says), or None."""
+    for shape, axis in zip(arg_shapes, in_axes, strict=True):
+        spec = getattr(getattr(shape, "sharding", None), "spec", None)
+        if axis is not None and spec is not None and len(spec) > axis and spec[axis] is not None:
+            return spec[axis]
+    return None
+
+
+def _batch_shardings(mesh, axes, spec):
+    return tuple(
+        NamedSharding(mesh, P() if axis is None else P(*([None] * axis), spec)) for axis in axes
+    )
+
+
+def _batch_rule(in_axes, out_axes, mesh, operand_types, result_types):
+    """Shardy rule: the batch dimensions share one factor, every other dimension is its own."""
+    counter = iter(range(10**6))
+
+    def dims(types, axes):
+        return ", ".join(
+            " ".join(
+                "b" if d == axis else f"d{next(counter)}"
+                for d in range(ir.RankedTensorType(t).rank)
+            )
+            for t, axis in zip(types, axes, strict=True)
+        )
+
+    return f"{dims(operand_types, in_axes)} -> {dims(result_types, out_axes)}"
+
+
+@functools.cache
+def _partitioned_kernel(target, aliases, abstract, params, in_axes, out_axes):
+    """The FFI call as a ``custom_partitioning``: batch-sharded operands run per shard (weights
+    replicated) instead of being gathered onto every device; one device: the plain call."""
+
+    def call(*args):
+        outs = abstract(*(jax.typeof(a) for a in args), **dict(params))
+        shapes = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in outs]
+        return tuple(jax.ffi.ffi_call(target, shapes, input_output_aliases=dict(aliases))(*args))
+
+    wrapped = custom_partitioning(call)
+
+    def infer(mesh, arg_shapes, result_shape):
+        return _batch_shardings(mesh, out_axes, _batch_spec(arg_shapes, in_axes))
+
+    def partition(mesh, arg_shapes, result_shape):
+        spec = _batch_spec(arg_shapes, in_axes)
+        outs = _batch_shardings(mesh, out_axes, spec)
+        return mesh, call, outs, _batch_shardings(mesh, in_axes, spec)
+
+    wrapped.def_partition(
+        partition=partition,
+        infer_sharding_from_operands=infer,
+        sharding_rule=functools.partial(_batch_rule, in_axes, out_axes),
+    )
+    return wrapped
+
+
+def _partitioning_needed(ctx) -> bool:
+    """Whether the module is lowered for several devices that XLA's partitioner will split
+    (under shard_map's manual axes, or on one device, the kernel is called as it is)."""
+    context = ctx.module_context.axis_context
+    if isinstance(context, sharding_impls.SPMDAxisContext):
+        if set(context.manual_axes) == set(context.mesh.axis_names):
+            return False
+        devices = context.mesh._flat_devices_tuple
+    else:
+        devices = getattr(context, "device_assignment", None)
+    return bool(devices) and len(devices) > 1
+
+
+@functools.cache
+def _plain_kernel(target, aliases):
+    return jax.ffi.ffi_lowering(target, operand_output_aliases=dict(aliases) or None)
+
+
+def _lowerings(prim, target, portable_fn, abstract, aliases, in_axes, out_axes):
     portable_rule = mlir.lower_fun(portable_fn, multiple_results=True)
-    kernel_rule = jax.ffi.ffi_lowering(target, operand_output_aliases=aliases or None)
 
     def cpu_rule(ctx, *args, strict, **params):
         try:
@@ -246,7 +328,17 @@ def _lowerings(prim, target, portable_fn, aliases):
                 raise
             warn_once(f"seqjax: the CPU kernels are unavailable, the layers run the scan ({exc})")
             return portable_rule(ctx, *args, strict=strict, **params)
-        return kernel_rule(ctx, *args)
+        if not _partitioning_needed(ctx):
+            return _plain_kernel(target, tuple(sorted(aliases.items())))(ctx, *args)
+        kernel = _partitioned_kernel(
+            target,
+            tuple(sorted(aliases.items())),
+            abstract,
+            tuple(sorted({**params, "strict": strict}.items())),
+            in_axes,
+            out_axes,
+        )
+        return mlir.lower_fun(lambda *a: list(kernel(*a)), multiple_results=True)(ctx, *args)
 
     mlir.register_lowering(prim, portable_rule)
     mlir.register_lowering(prim, cpu_rule, platform="cpu")
@@ -359,12 +451,16 @@ def _define(k: Kernel) -> None:
     for p in (fwd, bwd, tan):
         p.multiple_results = True
         p.def_impl(functools.partial(dispatch.apply_primitive, p))
-    fwd.def_abstract_eval(functools.partial(_fwd_abstract, k))
-    bwd.def_abstract_eval(functools.partial(_bwd_abstract, k))
     tan.def_abstract_eval(functools.partial(_tangent_abstract, k))
     fwd_target, bwd_target = _TARGETS[k.name]
-    _lowerings(fwd, fwd_target, k.fwd_portable, {})
-    _lowerings(bwd, bwd_target, k.bwd_portable, k.bwd_aliases)
+    fwd_abstract = functools.partial(_fwd_abstract, k)
+    bwd_abstract = functools.partial(_bwd_abstract, k)
+    fwd.def_abstract_eval(fwd_abstract)
+    bwd.def_abstract_eval(bwd_abstract)
+    _lowerings(fwd, fwd_target, k.fwd_portable, fwd_abstract, {}, k.fwd_in_axes, k.fwd_out_axes)
+    _lowerings(
+        bwd, bwd_target, k.bwd_portable, bwd_abstract, k.bwd_aliases, k.bwd_in_axes, k.bwd_out_axes
+    )
     mlir.register_lowering(
         tan, mlir.lower_fun(functools.partial(_tangent_impl, k), multiple_results=True)
     )
@@ -375,6 +471,9 @@ def _define(k: Kernel) -> None:
     ad.primitive_jvps[bwd] = _second_order
     ad.primitive_jvps[tan] = _second_order
     ad.primitive_transposes[tan] = functools.partial(_tangent_transpose, k)
+    # The kernels' CPU lowering partitions them over the devices (custom_partitioning), which
+    # needs the device assignment while lowering.
+    dispatch.prim_requires_devices_during_lowering.update((fwd, bwd))
     _FWD[k.name], _BWD[k.name], _TAN[k.name] = fwd, bwd, tan
 
 
