@@ -22,13 +22,13 @@ Each recurrence is three JAX primitives:
 
 ``jax.vmap`` folds the mapped axis into the batch when the weights are not mapped (else it loops).
 float32 and float64; tanh activations; no peepholes, ``hidden_offsets`` or ``remat`` (the layers
-check this, see :meth:`seqjax.nn.RecurrentLayer`).
+check this: ``RecurrentLayer.implementation``).
 
->>> import jax, jax.numpy as jnp
+>>> import jax.numpy as jnp, numpy as np
 >>> x = jnp.ones((4, 2, 3))                                  # [T, B, F]
 >>> w, b, u = jnp.full((3, 5), 0.1), jnp.zeros(5), jnp.zeros((5, 5))
 >>> hs, ht = simple_rnn(x, w, b, u, jnp.zeros((2, 5)), jnp.array([4, 2]))
->>> hs.shape, ht[:, 0].round(4).tolist()
+>>> hs.shape, np.asarray(ht[:, 0], np.float64).round(4).tolist()
 ((4, 2, 5), [0.2913, 0.2913])
 """
 
@@ -526,7 +526,7 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths, *, strict=False):
         lengths = seq_lengths.astype(jnp.int32)
     if layer.reverse:
         xs_tm = xs_tm[::-1] if seq_lengths is None else reverse_padded(xs_tm, seq_lengths)
-    w, b, u = params["kernel"], layer._input_bias(params), params["recurrent_kernel"]
+    w, b, u = params["kernel"], params["bias"], params["recurrent_kernel"]
     fields = layer._carry_fields(carry)
     if layer.kernel == "lstm":
         hs, h, c = lstm(xs_tm, w, b, u, fields["hidden"], fields["cell"], lengths, strict=strict)

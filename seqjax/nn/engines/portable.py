@@ -8,10 +8,11 @@ C++ compiler). Layouts are time-major: ``x [T, B, F]``, ``W [F, G*H]``, ``b [G*H
 ``b``'s carry and output zeros). ``residuals=False`` returns one-step scratch buffers of zeros
 where the kernel returns its scratch space (``[1, B, ...]``); their values are never read.
 
->>> import jax.numpy as jnp
+>>> import jax.numpy as jnp, numpy as np
 >>> x, w, b, u = jnp.ones((3, 2, 1)), jnp.ones((1, 1)), jnp.zeros(1), jnp.zeros((1, 1))
 >>> hs, ht = srn_forward(x, w, b, u, jnp.zeros((2, 1)), jnp.array([3, 1]), residuals=True)
->>> hs[:, :, 0].round(3).tolist(), ht[:, 0].round(3).tolist()
+>>> as_list = lambda a: np.asarray(a, np.float64).round(3).tolist()
+>>> as_list(hs[:, :, 0]), as_list(ht[:, 0])
 ([[0.762, 0.762], [0.762, 0.0], [0.762, 0.0]], [0.762, 0.762])
 """
 
