@@ -57,7 +57,7 @@ class RecurrentLayer(nn.Module):
         * "auto" (default): on CPU the compiled kernel (:mod:`seqjax.nn.engines.cpu`, the whole
           loop as one custom call) when the configuration is covered and a C++ compiler is
           available; otherwise the scan, with one warning per reason and process (never an
-          error). Covered: SimpleRNN, GRU and LSTM with their tanh activations, float32/float64,
+          error; ``hidden_offsets``, the diagnostics' probe, runs the scan without one). Covered: SimpleRNN, GRU and LSTM with their tanh activations, float32/float64,
           no peepholes, ``remat`` or ``hidden_offsets``. On GPU, TPU and other platforms: the scan.
           The kernel is built and chosen when lowering for CPU, never while tracing, so exporting
           for another platform builds nothing. Forward and reverse mode work; derivatives of
@@ -275,8 +275,10 @@ class RecurrentLayer(nn.Module):
                 "use implementation='scan' or 'auto'."
             )
         if why:
-            if jax.default_backend() == "cpu":  # elsewhere auto means the scan anyway
-                for reason in why:
+            # Elsewhere auto means the scan anyway; hidden_offsets is the diagnostics' own probe
+            # (seqjax.diagnostics), not a choice the user could change, so it goes unsaid.
+            if jax.default_backend() == "cpu":
+                for reason in (r for r in why if r != "hidden_offsets"):
                     cpu.warn_once(
                         f"seqjax {name}: the CPU kernel does not cover {reason}; "
                         "implementation='auto' runs the scan."

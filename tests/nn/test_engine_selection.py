@@ -142,6 +142,18 @@ def test_uncovered_options_run_the_scan_with_one_warning(layer, reason, fresh_wa
     _close(got, layer.clone(implementation="scan").apply(variables, x), 1e-6)
 
 
+def test_hidden_offsets_run_the_scan_silently(fresh_warnings):
+    # the diagnostics' probe (seqjax.diagnostics passes it through models): no warning to act on
+    layer, scan = LSTM(4), LSTM(4, implementation="scan")
+    x = _x(b=2, t=3)
+    variables = scan.init(jax.random.key(0), x)
+    offsets = jnp.full((2, 3, 4), 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = layer.apply(variables, x, hidden_offsets=offsets)
+    _close(got, scan.apply(variables, x, hidden_offsets=offsets), 1e-6)
+
+
 def test_a_subclass_with_its_own_step_has_no_kernel(fresh_warnings):
     class ScaledLSTM(LSTM):
         def _step_fn(self):
