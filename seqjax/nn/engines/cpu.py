@@ -74,7 +74,15 @@ _warn_lock = threading.Lock()
 
 
 def warn_once(message: str) -> None:
-    """Emits ``message`` as a UserWarning the first time this process sees it."""
+    """Emits ``message`` as a UserWarning the first time this process sees it.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_once("example: said once"); warn_once("example: said once")
+    >>> len(seen)
+    1
+    """
     with _warn_lock:
         if message in _warned:
             return
@@ -83,7 +91,11 @@ def warn_once(message: str) -> None:
 
 
 def covers_activation(fn) -> bool:
-    """Whether the kernels compute ``fn`` (they hard-code tanh)."""
+    """Whether the kernels compute ``fn`` (they hard-code tanh).
+
+    >>> covers_activation(jnp.tanh), covers_activation(jax.nn.relu)
+    (True, False)
+    """
     return fn is jnp.tanh or fn is jax.nn.tanh or fn is jax.lax.tanh
 
 
@@ -482,12 +494,28 @@ for _kernel in KERNELS.values():
 
 
 def forward(name: str, *args, residuals: bool, strict: bool = False):
-    """The forward primitive of kernel ``name`` (all its results, residual buffers included)."""
+    """The forward primitive of kernel ``name`` (all its results, residual buffers included):
+    the operands and results of ``KERNELS[name].fwd_portable``.
+
+    >>> x, w, b, u = jnp.ones((4, 2, 3)), jnp.ones((3, 20)), jnp.zeros(20), jnp.zeros((5, 20))
+    >>> h0 = c0 = jnp.zeros((2, 5))
+    >>> outs = forward("lstm", x, w, b, u, h0, c0, jnp.array([4, 1]), residuals=True)
+    >>> [o.shape for o in outs]  # hs, cs, acts, hT, cT
+    [(4, 2, 5), (4, 2, 5), (4, 2, 20), (2, 5), (2, 5)]
+    """
     return _FWD[name].bind(*args, residuals=residuals, strict=strict)
 
 
 def backward(name: str, *args, strict: bool = False):
-    """The backward primitive of kernel ``name``: the gradients of the pre-activations."""
+    """The backward primitive of kernel ``name``: the gradients of the pre-activations (the
+    operands and results of ``KERNELS[name].bwd_portable``).
+
+    >>> import numpy as np
+    >>> hs, ones = jnp.full((3, 2, 4), 0.5), jnp.ones((3, 2, 4))
+    >>> dz, dh0 = backward("simple_rnn", jnp.zeros((4, 4)), jnp.array([3, 0]), hs, ones, ones[0])
+    >>> np.asarray(dz[:, :, 0], np.float64).tolist()  # row 1 has length 0: no gradient
+    [[0.75, 0.0], [0.75, 0.0], [1.5, 0.0]]
+    """
     return _BWD[name].bind(*args, strict=strict)
 
 
@@ -501,14 +529,29 @@ def simple_rnn(x, w, b, u, h0, lengths, *, strict=False):
 
 def gru(x, w, b, u, rb, h0, lengths, *, strict=False):
     """``x [T, B, F]``, ``w [F, 3H]``, ``b [3H]``, ``u [H, 3H]``, recurrent bias ``rb [3H]``,
-    ``h0 [B, H]`` -> ``(hs [T, B, H], hT)``."""
+    ``h0 [B, H]`` -> ``(hs [T, B, H], hT)``.
+
+    >>> import numpy as np
+    >>> x, w, u = jnp.ones((4, 2, 3)), jnp.zeros((3, 6)), jnp.zeros((2, 6))
+    >>> hs, ht = gru(x, w, jnp.zeros(6), u, jnp.zeros(6), jnp.ones((2, 2)), jnp.array([4, 2]))
+    >>> np.asarray(ht, np.float64).round(4).tolist()  # z = 1/2, n = 0: h halves each step
+    [[0.0625, 0.0625], [0.25, 0.25]]
+    """
     hs, _, ht = forward("gru", x, w, b, u, rb, h0, lengths, residuals=False, strict=strict)
     return hs, ht
 
 
 def lstm(x, w, b, u, h0, c0, lengths, *, strict=False):
     """``x [T, B, F]``, ``w [F, 4H]``, ``b [4H]``, ``u [H, 4H]``, ``h0, c0 [B, H]`` ->
-    ``(hs [T, B, H], hT, cT)``."""
+    ``(hs [T, B, H], hT, cT)``.
+
+    >>> import numpy as np
+    >>> x, w, u = jnp.ones((4, 2, 3)), jnp.zeros((3, 8)), jnp.zeros((2, 8))
+    >>> h0, c0 = jnp.zeros((2, 2)), jnp.ones((2, 2))
+    >>> hs, ht, ct = lstm(x, w, jnp.zeros(8), u, h0, c0, jnp.array([4, 1]))
+    >>> np.asarray(ct[:, 0], np.float64).tolist()  # f = 1/2, g = 0: c halves each valid step
+    [0.0625, 0.5]
+    """
     hs, _, _, ht, ct = forward("lstm", x, w, b, u, h0, c0, lengths, residuals=False, strict=strict)
     return hs, ht, ct
 
