@@ -57,8 +57,9 @@ class RecurrentLayer(nn.Module):
         * "auto" (default): on CPU the compiled kernel (:mod:`seqjax.nn.engines.cpu`, the whole
           loop as one custom call) when the configuration is covered and a C++ compiler is
           available; otherwise the scan, with one warning per reason and process (never an
-          error; ``hidden_offsets``, the diagnostics' probe, runs the scan without one). Covered: SimpleRNN, GRU and LSTM with their tanh activations, float32/float64,
-          no peepholes, ``remat`` or ``hidden_offsets``. On GPU, TPU and other platforms: the scan.
+          error; ``hidden_offsets``, the diagnostics' probe, runs the scan without one).
+          Covered: SimpleRNN, GRU and LSTM with their tanh activations, float32/float64, no
+          peepholes, ``remat`` or ``hidden_offsets``. On GPU, TPU and other platforms: the scan.
           The kernel is built and chosen when lowering for CPU, never while tracing, so exporting
           for another platform builds nothing. Forward and reverse mode work; derivatives of
           order two (grad of grad, Hessians) raise an error naming ``"scan"`` on CPU.
@@ -68,8 +69,9 @@ class RecurrentLayer(nn.Module):
           not be built); the scan on other platforms.
         * "cudnn": the LSTM through cuDNN (:mod:`seqjax.nn.engines.cuda`), on CUDA only; an error
           elsewhere or for other layers. Opt-in until measured on a GPU.
-    kernel: class attribute naming the layer's compiled kernel in :mod:`seqjax.nn.engines.cpu`
-      (``None``: none). A subclass that defines its own ``_step_fn`` has none unless it names one.
+      kernel: class attribute naming the layer's compiled kernel in :mod:`seqjax.nn.engines.cpu`
+        (``None``: none). A subclass that defines its own ``_step_fn`` has none unless it names
+        one.
     """
 
     features: int
@@ -243,7 +245,7 @@ class RecurrentLayer(nn.Module):
         if self.implementation == "scan":
             carry, hs_tm = run_scan(params, carry, xs_tm)
         elif self.implementation == "cudnn":
-            carry, hs_tm = self._cudnn(params, carry, xs_tm, seq_lengths, dtype, offsets_tm)
+            carry, hs_tm = self._cudnn(params, carry, xs_tm, seq_lengths, offsets_tm)
         else:
             carry, hs_tm = self._cpu_kernel_or_scan(
                 params, carry, xs_tm, seq_lengths, dtype, offsets_tm, run_scan
@@ -293,7 +295,7 @@ class RecurrentLayer(nn.Module):
             default=run_scan,
         )
 
-    def _cudnn(self, params, carry, xs_tm, seq_lengths, dtype, offsets_tm):
+    def _cudnn(self, params, carry, xs_tm, seq_lengths, offsets_tm):
         """implementation "cudnn": the LSTM through cuDNN, only where CUDA is present."""
         name = type(self).__name__
         fix = "use implementation='scan' or 'auto'"
