@@ -49,7 +49,7 @@ def no_compiler(monkeypatch, tmp_path, fresh_warnings):
     """A process whose kernels are not loaded yet, on a machine with no C++ compiler."""
     monkeypatch.setenv("SEQJAX_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(cpu_build, "_compiler", lambda: None)
-    monkeypatch.setattr(cpu_build, "_loaded", {})
+    monkeypatch.setattr(cpu_build, "_loaded", type(cpu_build._loaded)())  # not loaded yet
 
 
 @pytest.fixture
@@ -249,6 +249,25 @@ def test_vmap_folds_into_the_batch_and_per_example_gradients():
         jax.grad(lambda p, x: jnp.sum(layer.apply({"params": p}, x)[1] ** 2)), in_axes=(None, 0)
     )(variables["params"], xs)
     _close(grad(layer), grad(scan), 5e-5)
+
+
+def test_gradient_under_checkpoint_and_inside_a_scan():
+    layer, scan = SimpleRNN(3), SimpleRNN(3, implementation="scan")
+    xs = jnp.stack([_x(b=2, t=4, seed=s) for s in range(2)])  # two chunks
+    params = scan.init(jax.random.key(0), xs[0])["params"]
+
+    def loss(layer):
+        def total(p):
+            def chunk(carry, x):  # a stateful pass over two chunks, each step rematerialised
+                carry, ys = jax.checkpoint(lambda x, c: layer.apply({"params": p}, x, c))(x, carry)
+                return carry, jnp.sum(ys**2)
+
+            return jnp.sum(jax.lax.scan(chunk, jnp.zeros((2, 3)), xs)[1])
+
+        return total
+
+    assert "SeqjaxSrnBwd" in jax.jit(jax.grad(loss(layer))).lower(params).as_text()
+    _close(jax.grad(loss(layer))(params), jax.grad(loss(scan))(params), 5e-5)
 
 
 def test_vmap_over_the_weights_loops():
