@@ -52,6 +52,7 @@ from jax.sharding import PartitionSpec as P
 
 from seqjax.nn.engines import cpu_build, portable
 from seqjax.nn.engines.cpu_build import KernelUnavailableError
+from seqjax.nn.recurrence import reverse_padded
 
 __all__ = [
     "KERNELS",
@@ -560,8 +561,6 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths, *, strict=False):
     """The layer's recurrence through its kernel (``layer.kernel`` names it):
     ``xs_tm [T, B, F]`` -> ``(carry, hs [T, B, H])``, the contract of
     :func:`seqjax.nn.recurrence.scan_recurrence` (``reverse`` from the layer)."""
-    from seqjax.nn.recurrence import reverse_padded
-
     time, batch = xs_tm.shape[:2]
     if seq_lengths is None:
         lengths = jnp.full((batch,), time, jnp.int32)
