@@ -1,8 +1,10 @@
 """``RecurrentLayer``: what SimpleRNN, LSTM and GRU share.
 
-A subclass declares its parameters and its step (pure maths in the subclass's module); this class
-checks the inputs, projects them for all time steps with one matmul before the loop, builds or
-checks the carry, and runs :func:`seqjax.nn.recurrence.scan_recurrence`.
+A subclass declares its parameters and its step (pure maths in the subclass's module) and names
+its compiled kernel; this class checks the inputs, builds or checks the carry, and runs the time
+loop on the engine that ``implementation`` selects: the scan
+(:func:`seqjax.nn.recurrence.scan_recurrence`), the CPU kernel (:mod:`seqjax.nn.engines.cpu`) or
+cuDNN (:mod:`seqjax.nn.engines.cuda`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import jax
 import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
-from seqjax.nn import checks, cpu_kernels, fused
+from seqjax.nn import checks
+from seqjax.nn.engines import cpu
 from seqjax.nn.initializers import Initializer
 from seqjax.nn.recurrence import scan_recurrence
 
 Array = jax.Array
 Dtype = Any
+IMPLEMENTATIONS = ("auto", "scan", "cpu_kernel", "cudnn")
 
 
 class RecurrentLayer(nn.Module):
@@ -48,12 +52,26 @@ class RecurrentLayer(nn.Module):
         matmul before the loop. The same function; per_step measured faster on XLA:CPU (the
         per-step slice of a hoisted projection fuses into the gate kernel and slows it), hoisting
         may win on accelerators (benchmarks/).
-      implementation: "scan" (default): ``lax.scan`` of the step, on every platform, with every
-        option and every order of differentiation. "cpu_kernel": on CPU, the whole time loop as
-        one compiled custom call (``seqjax.nn.cpu_kernels``; measured 1.8-2.4x faster LSTM training
-        steps, benchmarks/README.md), first-order reverse-mode gradients only, float32/float64,
-        tanh activations, no peepholes/remat/hidden_offsets (an error names what is not
-        covered); on GPU/TPU the same layer runs the scan.
+      implementation: which engine runs the time loop (the same function on each):
+
+        * "auto" (default): on CPU the compiled kernel (:mod:`seqjax.nn.engines.cpu`, the whole
+          loop as one custom call) when the configuration is covered and a C++ compiler is
+          available; otherwise the scan, with one warning per reason and process (never an
+          error; ``hidden_offsets``, the diagnostics' probe, runs the scan without one).
+          Covered: SimpleRNN, GRU and LSTM with their tanh activations, float32/float64, no
+          peepholes, ``remat`` or ``hidden_offsets``. On GPU, TPU and other platforms: the scan.
+          The kernel is built and chosen when lowering for CPU, never while tracing, so exporting
+          for another platform builds nothing. Forward and reverse mode work; derivatives of
+          order two (grad of grad, Hessians) raise an error naming ``"scan"`` on CPU.
+        * "scan": ``lax.scan`` of the step on every platform, with every option and every order
+          of differentiation.
+        * "cpu_kernel": the CPU kernel, or an error naming what it does not cover (or why it could
+          not be built); the scan on other platforms.
+        * "cudnn": the LSTM through cuDNN (:mod:`seqjax.nn.engines.cuda`), on CUDA only; an error
+          elsewhere or for other layers. Opt-in until measured on a GPU.
+      kernel: class attribute naming the layer's compiled kernel in :mod:`seqjax.nn.engines.cpu`
+        (``None``: none). A subclass that defines its own ``_step_fn`` has none unless it names
+        one.
     """
 
     features: int
@@ -68,10 +86,16 @@ class RecurrentLayer(nn.Module):
     recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
     bias_init: Initializer = nn.initializers.zeros_init()
     input_projection: str = "per_step"
-    implementation: str = "scan"
+    implementation: str = "auto"
 
     num_gates: ClassVar[int] = 1
     carry_fields: ClassVar[tuple[str, ...]] = ("hidden",)
+    kernel: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_step_fn" in cls.__dict__ and "kernel" not in cls.__dict__:
+            cls.kernel = None  # its own step: the parent's kernel computes another function
 
     # ---- hooks for subclasses -------------------------------------------------------------
     def _declare_params(self, in_features: int) -> dict[str, Array]:
@@ -81,6 +105,10 @@ class RecurrentLayer(nn.Module):
     def _step_fn(self) -> Callable[[dict[str, Array], Any, Array], Any]:
         """The pure step ``(params, carry, x_proj_t) -> carry`` for this configuration."""
         raise NotImplementedError  # abstract: every concrete layer overrides it
+
+    def _kernel_limits(self) -> list[str]:
+        """What in this configuration the layer's kernel does not compute (empty: covered)."""
+        return []
 
     def _make_carry(self, fields: dict[str, Array]) -> Any:
         """Builds a carry from ``{field: [B, H]}``; the hidden array itself by default."""
@@ -102,9 +130,6 @@ class RecurrentLayer(nn.Module):
     @staticmethod
     def _set_hidden(carry: Any, hidden: Array) -> Any:
         return hidden
-
-    def _input_bias(self, params: dict[str, Array]) -> Array:
-        return params["bias"]
 
     # ---- shared machinery -----------------------------------------------------------------
     def initial_carry(self, batch_size: int, dtype: Dtype | None = None) -> Any:
@@ -211,56 +236,101 @@ class RecurrentLayer(nn.Module):
                 offsets_tm = jnp.swapaxes(offsets_tm, 0, 1)
 
         xs_tm = inputs if self.time_major else jnp.swapaxes(inputs, 0, 1)
-        if self.implementation not in ("scan", "cpu_kernel"):
+        if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(
-                f"{name}: implementation must be 'scan' or 'cpu_kernel'; "
+                f"{name}: implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}; "
                 f"got {self.implementation!r}."
             )
-        if self.implementation == "cpu_kernel":
-            why = cpu_kernels.unsupported(self, dtype, hidden_offsets=offsets_tm is not None)
-            if why:
-                raise ValueError(
-                    f"{name}: implementation='cpu_kernel' does not cover {', '.join(why)}; "
-                    "use implementation='scan'."
-                )
-            carry, hs_tm = jax.lax.platform_dependent(
-                params,
-                carry,
-                xs_tm,
-                cpu=lambda p, c, x: cpu_kernels.run_layer(self, p, c, x, seq_lengths),
-                default=lambda p, c, x: self._scan(p, c, x, seq_lengths, None),
-            )
+        run_scan = lambda p, c, x: self._scan(p, c, x, seq_lengths, offsets_tm)
+        if self.implementation == "scan":
+            carry, hs_tm = run_scan(params, carry, xs_tm)
+        elif self.implementation == "cudnn":
+            carry, hs_tm = self._cudnn(params, carry, xs_tm, seq_lengths, offsets_tm)
         else:
-            carry, hs_tm = self._scan(params, carry, xs_tm, seq_lengths, offsets_tm)
+            carry, hs_tm = self._cpu_kernel_or_scan(
+                params, carry, xs_tm, seq_lengths, dtype, offsets_tm, run_scan
+            )
         outputs = hs_tm if self.time_major else jnp.swapaxes(hs_tm, 0, 1)
         return carry, outputs
 
+    def _not_covered(self, dtype, *, hidden_offsets: bool) -> list[str]:
+        """What the CPU kernel does not cover here (empty list: covered)."""
+        name = type(self).__name__
+        if self.kernel is None:
+            return [f"{name} (it has its own step; kernels exist for SimpleRNN, GRU and LSTM)"]
+        why = self._kernel_limits()
+        if jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
+            why.append(f"dtype {jnp.dtype(dtype).name} (float32/float64 only)")
+        if hidden_offsets:
+            why.append("hidden_offsets")
+        if self.remat:
+            why.append("remat=True")
+        return why
+
+    def _cpu_kernel_or_scan(self, params, carry, xs_tm, seq_lengths, dtype, offsets_tm, run_scan):
+        """implementation "auto" / "cpu_kernel": the kernel when lowering for CPU, else the scan."""
+        name = type(self).__name__
+        why = self._not_covered(dtype, hidden_offsets=offsets_tm is not None)
+        if why and self.implementation == "cpu_kernel":
+            raise ValueError(
+                f"{name}: implementation='cpu_kernel' does not cover {', '.join(why)}; "
+                "use implementation='scan' or 'auto'."
+            )
+        if why:
+            # Elsewhere auto means the scan anyway; hidden_offsets is the diagnostics' own probe
+            # (seqjax.diagnostics), not a choice the user could change, so it goes unsaid.
+            if jax.default_backend() == "cpu":
+                for reason in (r for r in why if r != "hidden_offsets"):
+                    cpu.warn_once(
+                        f"seqjax {name}: the CPU kernel does not cover {reason}; "
+                        "implementation='auto' runs the scan."
+                    )
+            return run_scan(params, carry, xs_tm)
+        strict = self.implementation == "cpu_kernel"
+        return jax.lax.platform_dependent(
+            params,
+            carry,
+            xs_tm,
+            cpu=lambda p, c, x: cpu.run_layer(self, p, c, x, seq_lengths, strict=strict),
+            default=run_scan,
+        )
+
+    def _cudnn(self, params, carry, xs_tm, seq_lengths, offsets_tm):
+        """implementation "cudnn": the LSTM through cuDNN, only where CUDA is present."""
+        name = type(self).__name__
+        fix = "use implementation='scan' or 'auto'"
+        if self.kernel != "lstm":
+            raise ValueError(f"{name}: implementation='cudnn' exists for the LSTM only; {fix}.")
+        if offsets_tm is not None or self.remat:
+            raise ValueError(
+                f"{name}: implementation='cudnn' takes no hidden_offsets or remat; {fix}."
+            )
+        try:
+            has_cuda = bool(jax.devices("cuda"))
+        except RuntimeError:
+            has_cuda = False
+        if not has_cuda:
+            raise ValueError(
+                f"{name}: implementation='cudnn' runs on CUDA GPUs only and this process has "
+                f"none (devices: {jax.default_backend()}); {fix}."
+            )
+        try:
+            from seqjax.nn.engines import cuda
+        except ImportError as exc:
+            raise ValueError(f"{name}: the cuDNN engine is unavailable ({exc}); {fix}.") from exc
+        return cuda.run_layer(self, params, carry, xs_tm, seq_lengths)
+
     def _scan(self, params, carry, xs_tm, seq_lengths, offsets_tm):
-        """The time loop as a ``lax.scan`` (or the opt-in fused derivative): ``(carry, hs_tm)``."""
-        spec = None
-        if fused.is_enabled() and offsets_tm is None and not self.remat:
-            spec = fused.cell_spec(self)
+        """The time loop as a ``lax.scan``: ``(carry, hs_tm)``."""
         step = self._step_fn()
-        if spec is not None or self.input_projection == "hoisted":
+        if self.input_projection == "hoisted":
             # All time steps at once: one [B*T, F] x [F, G*H] matmul, time-major.
-            xs_tm = jnp.einsum("tbf,fg->tbg", xs_tm, params["kernel"]) + self._input_bias(params)
+            xs_tm = jnp.einsum("tbf,fg->tbg", xs_tm, params["kernel"]) + params["bias"]
         else:
             # Inside the loop, one [B, F] x [F, G*H] matmul per step (as Flax's cells do). On
             # XLA:CPU this measured 1.4-1.8x faster than hoisting (benchmarks/NOTES.md).
             cell_step = step
-            step = lambda p, c, x_t: cell_step(p, c, x_t @ p["kernel"] + self._input_bias(p))
-
-        if spec is not None:  # cuDNN-style derivative; the same function (seqjax/nn/fused.py)
-            carry, hs_tm = fused.fused_recurrence(
-                spec,
-                params,
-                carry,
-                xs_tm,
-                seq_lengths=seq_lengths,
-                reverse=self.reverse,
-                unroll=self.unroll,
-            )
-            return carry, hs_tm
+            step = lambda p, c, x_t: cell_step(p, c, x_t @ p["kernel"] + p["bias"])
 
         return scan_recurrence(
             step,

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.nn.base import RecurrentLayer
+from seqjax.nn.engines.cpu import covers_activation
 from seqjax.nn.initializers import per_gate
 
 
@@ -71,6 +72,7 @@ class GRU(RecurrentLayer):
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh
 
     num_gates = 3
+    kernel = "gru"
 
     def _declare_params(self, in_features: int) -> dict[str, jax.Array]:
         h = self.features
@@ -89,6 +91,11 @@ class GRU(RecurrentLayer):
                 "recurrent_bias", self.bias_init, (3 * h,), self.param_dtype
             ),
         }
+
+    def _kernel_limits(self):
+        if covers_activation(self.activation):
+            return []
+        return [f"activation {getattr(self.activation, '__name__', self.activation)!r}"]
 
     def _step_fn(self):
         activation = self.activation

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.nn.base import RecurrentLayer
+from seqjax.nn.engines.cpu import covers_activation
 from seqjax.nn.initializers import lstm_bias, per_gate
 
 Activation = Callable[[jax.Array], jax.Array]
@@ -136,6 +137,7 @@ class LSTM(RecurrentLayer):
 
     num_gates = 4
     carry_fields = ("cell", "hidden")
+    kernel = "lstm"
 
     def _declare_params(self, in_features: int) -> dict[str, jax.Array]:
         h = self.features
@@ -164,6 +166,14 @@ class LSTM(RecurrentLayer):
         if self.use_peepholes:
             params["peepholes"] = self.param("peepholes", self.bias_init, (3, h), self.param_dtype)
         return params
+
+    def _kernel_limits(self):
+        why = ["use_peepholes=True"] if self.use_peepholes else []
+        if not (
+            covers_activation(self.cell_activation) and covers_activation(self.output_activation)
+        ):
+            why.append("cell/output activations other than tanh")
+        return why
 
     def _step_fn(self):
         g, h = self.cell_activation, self.output_activation

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.nn.base import RecurrentLayer
+from seqjax.nn.engines.cpu import covers_activation
 
 
 def simple_rnn_step(
@@ -64,6 +65,7 @@ class SimpleRNN(RecurrentLayer):
     activation: Callable[[jax.Array], jax.Array] = jnp.tanh
 
     num_gates = 1
+    kernel = "simple_rnn"
 
     def _declare_params(self, in_features: int) -> dict[str, jax.Array]:
         h = self.features
@@ -74,6 +76,11 @@ class SimpleRNN(RecurrentLayer):
             ),
             "bias": self.param("bias", self.bias_init, (h,), self.param_dtype),
         }
+
+    def _kernel_limits(self):
+        if covers_activation(self.activation):
+            return []
+        return [f"activation {getattr(self.activation, '__name__', self.activation)!r}"]
 
     def _step_fn(self):
         activation = self.activation

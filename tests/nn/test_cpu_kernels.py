@@ -1,4 +1,4 @@
-"""implementation="cpu_kernel" (seqjax/nn/cpu_kernels.py, csrc/recurrence_cpu.cc) is the same
+"""implementation="cpu_kernel" (seqjax/nn/engines/cpu.py, csrc/recurrence_cpu.cc) is the same
 function as the scan and as the NumPy reference, with the same gradients; its limits raise.
 
 The kernels are built with the machine's C++ compiler at first use; these tests need it (CI's
@@ -22,7 +22,9 @@ LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 
 def _pair(kind, features, **kw):
     cls = LAYERS[kind]
-    return cls(features, implementation="cpu_kernel", **kw), cls(features, **kw)
+    return cls(features, implementation="cpu_kernel", **kw), cls(
+        features, implementation="scan", **kw
+    )
 
 
 def _inputs(layer, b, t, f, seed=0, dtype=np.float32):
@@ -185,16 +187,17 @@ def test_hidden_offsets_raise():
 
 
 def test_unknown_implementation_raises():
-    with pytest.raises(ValueError, match="'scan' or 'cpu_kernel'.*'cudnn'"):
-        LSTM(4, implementation="cudnn").init(jax.random.key(0), jnp.ones((2, 3, 2)))
+    with pytest.raises(ValueError, match="'auto', 'scan', 'cpu_kernel', 'cudnn'.*'cuda'"):
+        LSTM(4, implementation="cuda").init(jax.random.key(0), jnp.ones((2, 3, 2)))
 
 
-def test_forward_mode_is_not_supported():
-    layer = LSTM(4, implementation="cpu_kernel")
-    x = jnp.ones((2, 3, 2))
-    variables = layer.init(jax.random.key(0), x)
-    with pytest.raises(TypeError, match="custom_vjp"):
-        jax.jvp(lambda x: layer.apply(variables, x)[1], (x,), (x,))
+def test_forward_mode_matches_the_scan():
+    kernel_layer, scan_layer = _pair("lstm", 4)
+    x = jnp.asarray(_inputs(scan_layer, 2, 3, 2))
+    variables = scan_layer.init(jax.random.key(0), x)
+    tangent = jnp.cos(x)
+    run = lambda layer: jax.jvp(lambda x: layer.apply(variables, x)[1], (x,), (tangent,))
+    _assert_tree_close(run(kernel_layer), run(scan_layer), 2e-5)
 
 
 # ---- building ----------------------------------------------------------------------------------
