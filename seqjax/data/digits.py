@@ -54,8 +54,8 @@ def load_digit_images(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     pixels = digits.images.astype(np.float32) * (255.0 / 16.0)  # (N, 8, 8) in [0, 255]
     up = jax.image.resize(jnp.asarray(pixels), (len(pixels), size, size), method="linear")
-    images = preprocess_input(jnp.clip(up, 0.0, 255.0))
-    images = np.asarray(jnp.repeat(images[..., None], 3, axis=-1))
+    gray = preprocess_input(jnp.clip(up, 0.0, 255.0))
+    images = np.asarray(jnp.repeat(gray[..., None], 3, axis=-1))
     return images, digits.target.astype(np.int32)
 
 

@@ -113,7 +113,7 @@ def stateful_iterator(
         nan_policy=nan_policy,
         warn=warn,
     )
-    if drop == "pad":
+    if isinstance(laid, dict):  # drop="pad"
         inputs, targs = laid["inputs"], laid["targets"]
         valid, lengths = laid["mask"].astype(bool), laid["seq_lengths"]
     else:

@@ -27,10 +27,10 @@ def _convert(value: Any) -> Any:
             return type(value)(*converted)
         return type(value)(converted)
     if isinstance(value, dict):
-        converted = {k: _convert(v) for k, v in value.items()}
-        if all(converted[k] is value[k] for k in value):
+        converted_items = {k: _convert(v) for k, v in value.items()}
+        if all(converted_items[k] is value[k] for k in value):
             return value
-        return type(value)(converted)
+        return type(value)(converted_items)
     return value
 
 

@@ -17,6 +17,7 @@ each call, ``tracemalloc``), ``rss_bytes`` ``[N]`` (resident set size after each
 import sys
 import time
 import tracemalloc
+from typing import Any
 
 import jax
 import numpy as np
@@ -33,7 +34,7 @@ def rss_bytes() -> int:
 
 def main(blob_path: str, inputs_path: str, out_path: str, resets_path: str | None = None) -> None:
     with open(blob_path, "rb") as f:
-        blob = f.read()
+        blob = bytearray(f.read())  # the type jax.export.deserialize takes
     inputs = np.load(inputs_path)
     if inputs.ndim == 3:
         inputs = inputs[:, :, None, :]
@@ -42,7 +43,7 @@ def main(blob_path: str, inputs_path: str, out_path: str, resets_path: str | Non
 
     # The zero carry from the artifact's own signature (README, "Export and serve"):
     exp = jax.export.deserialize(blob)
-    args, _ = exp.in_tree.unflatten(exp.in_avals)
+    args, _ = jax.tree.unflatten(exp.in_tree, exp.in_avals)
     zeros = lambda a: np.zeros((batch, *a.shape[1:]), a.dtype)
     carry = jax.tree.map(zeros, args[0])
 
@@ -55,7 +56,7 @@ def main(blob_path: str, inputs_path: str, out_path: str, resets_path: str | Non
     traced, rss = np.full(n, 0, np.int64), np.full(n, 0, np.int64)
     tracemalloc.start()
     for i in range(n):
-        call_args = (carry, inputs[i].astype(x_dtype))
+        call_args: tuple[Any, ...] = (carry, inputs[i].astype(x_dtype))
         if resets is not None:
             call_args += (resets[i],)
         start = time.perf_counter()
@@ -68,6 +69,8 @@ def main(blob_path: str, inputs_path: str, out_path: str, resets_path: str | Non
         traced[i] = tracemalloc.get_traced_memory()[0]
         rss[i] = rss_bytes()
     tracemalloc.stop()
+    if predictions is None:
+        raise ValueError(f"{inputs_path} holds no calls: expected [N, B, T, F] with N >= 1")
     leaves = {f"carry_{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(carry))}
     imported = any(m.startswith("seqjax") and sys.modules[m] is not None for m in sys.modules)
     np.savez(
@@ -77,6 +80,7 @@ def main(blob_path: str, inputs_path: str, out_path: str, resets_path: str | Non
         traced_bytes=traced,
         rss_bytes=rss,
         seqjax_imported=np.asarray(imported),
+        allow_pickle=False,  # plain numeric arrays only
         **leaves,
     )
 

@@ -173,7 +173,7 @@ def _path(keypath) -> str:
 def unfreeze_top(frozen, n: int, *, prefix: str = "backbone"):
     """Unfreezes the top ``n`` units of a MobileNetV2 backbone in a frozen mask, to fine-tune.
 
-    The units, from the input up, are :data:`BLOCKS`: the stem ``Conv1``, ``expanded_conv``,
+    The units, from the input up, are ``BLOCKS`` (in this module): the stem ``Conv1``, ``expanded_conv``,
     ``block_1`` ... ``block_16`` and the last convolution ``Conv_1`` (19 in all), so ``n=1``
     unfreezes ``Conv_1``/``Conv_1_bn`` and ``n=4`` also ``block_14`` to ``block_16``. Which
     layers form a unit is a fact of this network; freezing itself is generic

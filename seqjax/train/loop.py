@@ -98,7 +98,8 @@ def _frozen_key(frozen: Any, params: Any) -> tuple | None:
         return None
     mask = frozen(params) if callable(frozen) else frozen
     flags, treedef = jax.tree.flatten(mask)
-    if treedef != jax.tree.structure(jax.tree.map(lambda _: True, params)):
+    params_structure = jax.tree.structure(jax.tree.map(lambda _: True, params))
+    if treedef != params_structure:  # type: ignore[operator]  # jaxlib 0.10 has no PyTreeDef stub
         raise ValueError(
             "frozen must be a pytree of bools with the structure of the model's parameters "
             "(build it with seqjax.transfer.mask_params)."
@@ -117,9 +118,9 @@ def _jitted_steps(
 ) -> tuple[Callable, Callable]:
     """The jitted train step (state and carry donated) and eval step for these options; cached,
     so fitting the same model and optimiser again (a resumed run) reuses the compilation."""
-    options = dict(loss=loss, metrics=_metric_spec(metrics))
+    options: dict[str, Any] = dict(loss=loss, metrics=_metric_spec(metrics))
     frozen = None if frozen_key is None else jax.tree.unflatten(*frozen_key)
-    shardings = {}
+    shardings: dict[str, Any] = {}  # jax.jit's out_shardings, when there is a mesh
     if mesh is not None:
         shardings["out_shardings"] = (replicated(mesh), batch_sharding(mesh), replicated(mesh))
     train = jax.jit(
@@ -295,7 +296,8 @@ def fit(
         raise ValueError("shuffle=True would break the streams of stateful training.")
     if (num_epochs is None) == (num_steps is None):
         raise ValueError("give exactly one of num_epochs and num_steps.")
-    if num_steps is not None:
+    if num_epochs is None:
+        assert num_steps is not None  # exactly one is given (checked above)
         per_epoch = num_batches(train_data)
         if per_epoch is None or num_steps % per_epoch:
             raise ValueError(
@@ -396,7 +398,7 @@ def fit(
                 pending.append((step, batch_index, step_metrics))
                 step += 1
                 bar.update(1)
-                save_now = bool(checkpoint_every) and step % checkpoint_every == 0
+                save_now = bool(checkpoint_every and step % checkpoint_every == 0)
                 last_of_epoch = per_epoch is not None and batch_index + 1 == per_epoch
                 if save_now or step % log_every == 0 or last_of_epoch:
                     # Fetch, check (NaN guard: before any save), average and log the pending steps.
@@ -408,7 +410,7 @@ def fit(
                     writer.write(step, "train", window.result(), epoch=epoch)
                     bar.set_postfix(loss=f"{averager.result()['loss']:.4g}")
                 if save_now and not last_of_epoch:  # the epoch's end is saved after validation
-                    position = {"epoch": epoch, "batch": batch_index + 1}
+                    position: dict[str, Any] = {"epoch": epoch, "batch": batch_index + 1}
                     position["epoch_metrics"] = averager.state()
                     checkpointer.save(step, state, carry, {**loop, **position})
                     last_good = step

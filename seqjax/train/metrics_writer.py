@@ -67,7 +67,9 @@ def _summary_writer_class() -> Any:
         from tensorboardX import SummaryWriter
 
         return SummaryWriter
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    # A None entry makes `import torch` raise ImportError (documented import-system behaviour);
+    # typeshed types sys.modules values as ModuleType only.
+    sys.modules["torch"] = None  # type: ignore[assignment]  # None blocks the import, see above
     try:
         from tensorboardX import SummaryWriter
     finally:

@@ -31,7 +31,7 @@ class TrainState(train_state.TrainState):
 
     def base_key(self) -> jax.Array:
         """The base key as a typed PRNG key (a copy, safe to pass next to a donated state)."""
-        return jax.random.wrap_key_data(np.asarray(self.rng))
+        return jax.random.wrap_key_data(jnp.asarray(np.asarray(self.rng)))
 
 
 def create_train_state(

@@ -183,7 +183,8 @@ def _metrics(sums: dict[str, tuple[jax.Array, jax.Array]]) -> Metrics:
 def _frozen_flags(frozen: Any, params: Any) -> tuple[bool, ...]:
     """One Python bool per parameter leaf (True = frozen); raises if the mask does not fit."""
     flags = jax.tree.leaves(frozen)
-    if jax.tree.structure(frozen) != jax.tree.structure(jax.tree.map(lambda _: True, params)):
+    params_structure = jax.tree.structure(jax.tree.map(lambda _: True, params))
+    if jax.tree.structure(frozen) != params_structure:  # type: ignore[operator]  # no PyTreeDef stub
         raise ValueError(
             f"frozen must be a pytree of bools like the parameters ({len(jax.tree.leaves(params))}"
             f" leaves); got one with {len(flags)} leaves and another structure."
@@ -206,7 +207,9 @@ def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tupl
 
     def rebuild(trainable: Sequence[Any], fill: Callable[[int], Any]) -> Any:
         it = iter(trainable)
-        return treedef.unflatten([fill(i) if f else next(it) for i, f in enumerate(flags)])
+        return jax.tree.unflatten(
+            treedef, [fill(i) if f else next(it) for i, f in enumerate(flags)]
+        )
 
     def loss_of_trainable(trainable):
         return loss_of_params(rebuild(trainable, lambda i: constants[i]))

@@ -9,7 +9,7 @@
 
 Freezing is ``seqjax.train.fit(..., frozen=mask)`` (no gradient for frozen leaves, optimizer
 ``optax.transforms.selective_transform(tx, freeze_mask=mask)``); the top blocks of a MobileNetV2
-are :func:`seqjax.models.mobilenet_v2.unfreeze_top`; the digits task is :mod:`seqjax.data.digits`.
+are :func:`seqjax.models.unfreeze_top`; the digits task is :mod:`seqjax.data.digits`.
 
 >>> import jax.numpy as jnp
 >>> params = {"backbone": {"conv": {"kernel": jnp.zeros((3, 3))}}, "head": {"bias": jnp.zeros(2)}}

@@ -4,7 +4,7 @@ Freezing itself is ``optax.transforms.selective_transform(tx, freeze_mask=frozen
 get zero updates, the inner optimizer holds no state for them and its weight decay never touches
 them), which ``seqjax.train.fit(..., frozen=frozen)`` applies, computing no gradient for the frozen
 leaves. Masks (``True`` = frozen) come from :func:`seqjax.transfer.mask_params`; the top blocks of
-a MobileNetV2 from :func:`seqjax.models.mobilenet_v2.unfreeze_top`.
+a MobileNetV2 from :func:`seqjax.models.unfreeze_top`.
 """
 
 from __future__ import annotations

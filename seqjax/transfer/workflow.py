@@ -124,16 +124,17 @@ def train_classifier(
     optimizer is AdamW with a fresh state; ``frozen`` parameters do not train (see ``fit``).
     """
 
-    def source(split: Split | None) -> dict | None:
-        if split is None:
-            return None
+    def batches(split: Split) -> dict:
         return padded_batches(split[0], split[1], min(batch_size, len(split[1])))
+
+    def optional(split: Split | None) -> dict | None:
+        return None if split is None else batches(split)
 
     return fit(
         model,
-        source(train),
-        val_data=source(val),
-        test_data=source(test),
+        batches(train),
+        val_data=optional(val),
+        test_data=optional(test),
         optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
         workdir=workdir,
         num_epochs=epochs,
@@ -309,6 +310,7 @@ def _run_transfer(config, target, source, backbone, log, workdir: Path) -> Trans
         _log_rows(say, "finetune", finetune_history)
 
     # 4. Test once (fit's test pass, after the last phase).
+    assert result.test is not None  # the last phase was given test=target.test
     test = {k: float(result.test[k]) for k in ("loss", "accuracy")}
     say(f"[test] loss={test['loss']:.4f} accuracy={test['accuracy']:.4f}")
     return TransferResult(

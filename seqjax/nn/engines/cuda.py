@@ -189,7 +189,11 @@ def lstm_time_major(
     time, batch, in_features = xs_tm.shape
     hidden = recurrent_kernel.shape[0]
     full = seq_lengths is None
-    lengths = jnp.full((batch,), time, jnp.int32) if full else seq_lengths.astype(jnp.int32)
+    lengths = (
+        jnp.full((batch,), time, jnp.int32)
+        if seq_lengths is None
+        else seq_lengths.astype(jnp.int32)
+    )
     if reverse:
         xs_tm = _reverse_rows(xs_tm, lengths, full)
     y, h_n, c_n = lstm_fn(
@@ -260,7 +264,7 @@ def unsupported(layer, dtype, *, hidden_offsets: bool = False) -> list[str]:
         why.append("hidden_offsets")
     if layer.remat:
         why.append("remat=True")
-    precision = jax.config.jax_default_matmul_precision
+    precision = jax.config.values["jax_default_matmul_precision"]  # context managers included
     if precision is not None and str(precision).lower() in _BF16_PRECISIONS:
         why.append(
             f"jax_default_matmul_precision={precision!r} (no bfloat16 passes in cuDNN's LSTM)"
