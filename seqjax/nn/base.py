@@ -3,8 +3,8 @@
 A subclass declares its parameters and its step (pure maths in the subclass's module) and names
 its compiled kernel; this class checks the inputs, builds or checks the carry, and runs the time
 loop on the engine that ``implementation`` selects: the scan
-(:func:`seqjax.nn.recurrence.scan_recurrence`), the CPU kernel (:mod:`seqjax.nn.engines.cpu`) or
-cuDNN (:mod:`seqjax.nn.engines.cuda`).
+(:func:`seqjax.nn.recurrence.scan_recurrence`), the CPU kernel (``seqjax.nn.engines.cpu``) or
+cuDNN (``seqjax.nn.engines.cuda``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class RecurrentLayer(nn.Module):
         may win on accelerators (benchmarks/).
       implementation: which engine runs the time loop (the same function on each):
 
-        * "auto" (default): on CPU the compiled kernel (:mod:`seqjax.nn.engines.cpu`, the whole
+        * "auto" (default): on CPU the compiled kernel (``seqjax.nn.engines.cpu``, the whole
           loop as one custom call) when the configuration is covered and a C++ compiler is
           available; otherwise the scan, with one warning per reason and process (never an
           error; ``hidden_offsets``, the diagnostics' probe, runs the scan without one).
@@ -67,9 +67,9 @@ class RecurrentLayer(nn.Module):
           of differentiation.
         * "cpu_kernel": the CPU kernel, or an error naming what it does not cover (or why it could
           not be built); the scan on other platforms.
-        * "cudnn": the LSTM through cuDNN (:mod:`seqjax.nn.engines.cuda`), on CUDA only; an error
+        * "cudnn": the LSTM through cuDNN (``seqjax.nn.engines.cuda``), on CUDA only; an error
           elsewhere or for other layers. Opt-in until measured on a GPU.
-      kernel: class attribute naming the layer's compiled kernel in :mod:`seqjax.nn.engines.cpu`
+      kernel: class attribute naming the layer's compiled kernel in ``seqjax.nn.engines.cpu``
         (``None``: none). A subclass that defines its own ``_step_fn`` has none unless it names
         one.
     """
