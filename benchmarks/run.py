@@ -297,8 +297,8 @@ def main(argv=None):
         "--isas",
         nargs="*",
         default=None,
-        help="kernel variants to time (default: every one this CPU runs; the first is the "
-        "main seqjax process's)",
+        help="kernel variants to time, the first in the main seqjax process (default: every one "
+        "this CPU runs except 'portable', which is timed only where it is the only one)",
     )
     p.add_argument("--peers", nargs="*", default=["flax", "torch", "keras"])
     p.add_argument("--busy", type=int, default=0, help="busy-looping processes beside the run")
@@ -312,7 +312,9 @@ def main(argv=None):
 
     from seqjax.nn.engines import cpu_build
 
-    isas = a.isas if a.isas is not None else cpu_build.supported_isas()
+    isas = a.isas
+    if isas is None:  # every variant this CPU runs, but "portable" only where it is the only one
+        isas = [i for i in cpu_build.supported_isas() if i != "portable"] or ["portable"]
     environment = common.environment()
     result = {
         "command": "python -m benchmarks.run "

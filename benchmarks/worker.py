@@ -21,7 +21,7 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-WARMUP = 3
+WARMUP = 2
 PEAK_N = 2048
 
 
