@@ -69,8 +69,14 @@ class Worker:
             self.proc.kill()
 
 
+# The workers' environment: as the user started the command (the coordinator itself keeps JAX on
+# the CPU, so that on a GPU machine it holds no device memory the workers need).
+_USER_ENV = dict(os.environ)
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
 def _env(**extra):
-    env = dict(os.environ)
+    env = dict(_USER_ENV)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("KERAS_BACKEND", "jax")
     env.update({k: v for k, v in extra.items() if v is not None})
@@ -182,6 +188,7 @@ def summarise(workers, times, per, ref_impl):
 def markdown(result):
     env = result["environment"]
     L = [
+        f"JAX backend: `{env.get('jax_backend')}`. "
         f"CPU: **{env['cpu']}** ({env['cpus']} CPUs), vector ISA: **{env['isa']}**; seqjax kernel "
         f"variants this CPU runs: {', '.join(env['kernel_isas'])}. "
         f"Load average before / after: {result['loadavg_before']} / {result['loadavg_after']}; "
@@ -344,6 +351,9 @@ def main(argv=None):
             workers.append(w)
             result["errors"].update({f"{key}:{k}": v for k, v in w.errors.items()})
             result["workers"][key] = w.info
+            if key == "seqjax":  # the backend the benchmark ran on, as the workers see it
+                environment["jax_backend"] = w.info.get("jax_backend")
+                environment["jax_devices"] = w.info.get("jax_devices")
         groups = [(c, m) for m in a.modes for c in a.cases]
         pids = [os.getpid()] + [w.proc.pid for w in workers]
         times, per, loads = time_rounds(workers, groups, rounds, per_round, pids)
@@ -374,10 +384,9 @@ def main(argv=None):
         fh.write(md)
     print(md)
     print(f"saved {a.out}/{stamp}.json and .md")
-    if a.curves:
-        from benchmarks import curves
-
-        curves.main(["--quick"] if a.quick else [])
+    if a.curves:  # its own process, on the backend the user's environment selects
+        cmd = [sys.executable, "-m", "benchmarks.curves"] + (["--quick"] if a.quick else [])
+        subprocess.run(cmd, env=_env(), cwd=ROOT, check=False)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,11 @@ def info(library):
         out["torch_threads"] = torch.get_num_threads()
         out["torch_device"] = "cuda" if torch.cuda.is_available() else "cpu"
         out["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(unset: OpenMP default)")
+    if library != "torch":
+        import jax
+
+        out["jax_backend"] = jax.default_backend()
+        out["jax_devices"] = [str(d) for d in jax.devices()]
     if library == "seqjax":
         try:
             from seqjax.nn.engines import cpu_build

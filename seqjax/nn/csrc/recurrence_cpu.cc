@@ -57,7 +57,11 @@ constexpr int kVecBytes = 16, kVecRegs = 16;  // SSE2 (x86-64 baseline), or scal
 #endif
 // Widest GEMM panel: 4 vectors a row with 32 registers (6 x 4 accumulators + 4 for a row of B),
 // 2 with 16 (6 x 2 + 2: the classic 6 x 16-float AVX2 block).
+#ifdef SEQJAX_MAX_NV  // experiments: -DSEQJAX_MAX_NV=3 -DSEQJAX_MAX_NV_ROWS=4
+constexpr int kMaxNV = SEQJAX_MAX_NV;
+#else
 constexpr int kMaxNV = kVecRegs >= 32 ? 4 : 2;
+#endif
 
 template <typename T>
 struct Vec {
@@ -107,7 +111,11 @@ inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int
   // Rows per block: MR x NV accumulators + NV vectors of B + 2 spare within the vector registers,
   // at most 8 (AVX-512: 6 x 4 (an 8 x 4 block spilled and ran ~10 % slower), 8 x 2, 8 x 1;
   // AVX2/SSE: 6 x 2, 8 x 1).
+#ifdef SEQJAX_MAX_NV_ROWS
+  constexpr int MR = NV == kMaxNV ? SEQJAX_MAX_NV_ROWS : std::min(8, (kVecRegs - NV - 2) / NV);
+#else
   constexpr int MR = std::min(8, (kVecRegs - NV - 2) / NV);
+#endif
   auto rows = [&](auto mr, int64_t i) {
     constexpr int R = decltype(mr)::value;
     Block<T, R, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K,
