@@ -304,6 +304,22 @@ def test_forced_variant_the_cpu_lacks_raises(monkeypatch):
     assert cpu_build.selected_isa() == "avx2"
 
 
+@pytest.mark.parametrize(
+    "flags, forced, expected",
+    [
+        (AVX512_FLAGS, "", True),
+        ({"avx2", "fma"}, "", True),
+        ({"sse2"}, "", False),  # x86-64 without AVX2: the portable variant, slower than the scan
+        (AVX512_FLAGS, "portable", False),
+    ],
+)
+def test_only_measured_variants_count_as_faster_than_the_scan(flags, forced, expected, monkeypatch):
+    monkeypatch.setattr(cpu_build, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(cpu_build, "_is_x86", lambda: True)
+    monkeypatch.setenv(cpu_build.ISA_ENV, forced)
+    assert cpu_build.faster_than_the_scan() is expected
+
+
 def test_the_cache_key_holds_the_variant():
     cxx = cpu_build._compiler()
     names = {isa: cpu_build._library_name(cxx, isa) for isa in cpu_build.ISA_VARIANTS}
