@@ -13,9 +13,9 @@ import statistics
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-# torch CPU: OpenMP workers that spin-wait steal the CPUs XLA needs in an interleaved run (measured:
-# torch small LSTM 90 ms spinning vs 7.9 ms passive on this 2-CPU machine); see NOTES.md.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# No OMP_WAIT_POLICY here: each library runs in its own process (benchmarks.worker), so PyTorch
+# keeps its own OpenMP defaults (issue 12: PASSIVE had been needed only because torch shared a
+# process with XLA).
 
 CASES = {
     # name: (B, T, F, H)
@@ -40,10 +40,11 @@ def median(xs):
 
 
 class CpuLoad:
-    """Fraction of all CPUs busy with *other* processes between start() and stop() (from /proc)."""
+    """CPUs' worth busy with processes other than ``pids`` between start() and stop() (/proc)."""
 
-    def __init__(self):
+    def __init__(self, pids=None):
         self.ok = os.path.exists("/proc/stat")
+        self.pids = list(pids) if pids else [os.getpid()]
 
     @staticmethod
     def _total():
@@ -53,23 +54,28 @@ class CpuLoad:
         idle = vals[3] + vals[4]
         return sum(vals[:8]), idle
 
-    @staticmethod
-    def _self():
-        with open("/proc/self/stat") as fh:
-            parts = fh.read().rsplit(")", 1)[1].split()
-        return int(parts[11]) + int(parts[12])  # utime + stime of this process
+    def _ours(self):
+        total = 0
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    parts = fh.read().rsplit(")", 1)[1].split()
+                total += int(parts[11]) + int(parts[12])  # utime + stime
+            except OSError:
+                pass
+        return total
 
     def start(self):
         if self.ok:
             self.t0, self.i0 = self._total()
-            self.s0 = self._self()
+            self.s0 = self._ours()
 
     def stop(self):
-        """Returns (other_load_cpus, own_cpus): CPUs' worth busy by others and by this process."""
+        """Returns (other_load_cpus, own_cpus): CPUs' worth busy by others and by ``pids``."""
         if not self.ok:
             return float("nan"), float("nan")
         t1, i1 = self._total()
-        s1 = self._self()
+        s1 = self._ours()
         total = t1 - self.t0
         if total <= 0:
             return float("nan"), float("nan")
@@ -102,14 +108,35 @@ def environment():
             info[mod] = __import__(mod).__version__
         except Exception as exc:  # a missing peer library only removes its rows
             info[mod] = f"unavailable ({type(exc).__name__})"
+    info["isa"] = cpu_isa()
     try:
-        import torch
+        from seqjax.nn.engines import cpu_build
 
-        info["torch_device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        info["torch_threads"] = torch.get_num_threads()
-    except Exception:
-        pass
+        info["kernel_isas"] = cpu_build.supported_isas()
+    except Exception as exc:
+        info["kernel_isas"] = [f"unavailable ({type(exc).__name__})"]
     return info
+
+
+def cpu_isa():
+    """The vector ISA of this CPU in a few words, from /proc/cpuinfo's flags."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return platform.machine()
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return platform.machine() + (" NEON" if "asimd" in flags else "")
+    avx512 = [f for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq") if f in flags]
+    parts = [
+        "AVX-512 (" + "/".join(f[6:].upper() for f in avx512) + ")" if avx512 else "no AVX-512"
+    ]
+    parts += [name for name, flag in (("AVX2", "avx2"), ("FMA", "fma")) if flag in flags]
+    return "x86-64, " + ", ".join(parts)
 
 
 def _cpu_name():
@@ -130,3 +157,15 @@ class Timer:
 
     def __exit__(self, *a):
         self.s = time.perf_counter() - self.t0
+
+
+def time_runner(r, steps, warmup=2):
+    """Median seconds of ``steps`` calls of ``r.step()`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        r.step()
+    ts = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        r.step()
+        ts.append(time.perf_counter() - t0)
+    return median(ts)

@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from benchmarks import common, impls  # noqa: E402
-from benchmarks.floors import time_runner  # noqa: E402
+from benchmarks.common import time_runner  # noqa: E402
 
 
 def main(argv=None):
@@ -29,11 +29,15 @@ def main(argv=None):
     steps = 3 if a.quick else 5
     b, f, h = 16, 8, 128
     variants = {
-        "seqjax LSTM": lambda c: impls.seqjax_runner("lstm", c, "train"),
+        "seqjax LSTM (scan)": lambda c: impls.seqjax_runner(
+            "lstm", c, "train", implementation="scan"
+        ),
         "seqjax LSTM (cpu_kernel)": lambda c: impls.seqjax_runner(
             "lstm", c, "train", implementation="cpu_kernel"
         ),
-        "seqjax LSTM remat=True": lambda c: impls.seqjax_runner("lstm", c, "train", remat=True),
+        "seqjax LSTM (scan) remat=True": lambda c: impls.seqjax_runner(
+            "lstm", c, "train", implementation="scan", remat=True
+        ),
         "Flax OptimizedLSTMCell": lambda c: impls.flax_runner("OptimizedLSTMCell", c, "train"),
     }
     rows = []

@@ -3,7 +3,8 @@ training step (forward, backward, Adam update; MSE on the last output) or one fo
 
 Every JAX runner is one ``jax.jit`` function with the parameters and optimiser state donated, so
 the libraries are compared on the same footing. Torch runs eagerly on CUDA if available, else CPU
-with ``torch.set_num_threads`` equal to the CPU count JAX uses.
+with its own defaults (threads, OpenMP wait policy). ``benchmarks.worker`` runs each library in its
+own process.
 """
 
 from __future__ import annotations
@@ -83,27 +84,28 @@ class JaxRunner:
             self.compiled(self.state, self.x).block_until_ready()
 
 
-# ---- seqjax -------------------------------------------------------------------------------------
+# ---- seqjax ----------------------------------------------------------------------------------------
 SEQJAX_LABELS = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
 
 
-def seqjax_runner(kind, case, mode, fast=False, **layer_kw):
+def seqjax_label(kind, implementation=None, isa=None):
+    """``seqjax LSTM``, ``seqjax LSTM (cpu_kernel)``, ``seqjax LSTM (cpu_kernel, avx2)``."""
+    name = f"seqjax {SEQJAX_LABELS[kind]}"
+    inner = ", ".join(x for x in (implementation, isa) if x)
+    return f"{name} ({inner})" if inner else name
+
+
+def seqjax_runner(kind, case, mode, name=None, **layer_kw):
+    """Any ``implementation`` string the layers accept ("scan", "cpu_kernel", "auto", ...); none
+    given: the layer's default."""
     from seqjax import nn as snn
-    from seqjax.nn import fused
 
     cls = {"lstm": snn.LSTM, "gru": snn.GRU, "rnn": snn.SimpleRNN}[kind]
     layer = cls(case[3], **layer_kw)
-    prev = fused.is_enabled()
-    fused.set_enabled(fast)  # read at trace time, i.e. inside the compile below
-    try:
-        name = f"seqjax {SEQJAX_LABELS[kind]}" + (" (fused, opt-in)" if fast else "")
-        if layer_kw.get("implementation", "scan") != "scan":
-            name += f" ({layer_kw['implementation']})"
-        return JaxRunner(
-            name, kind, lambda k, x: layer.init(k, x), lambda p, x: layer.apply(p, x)[1], case, mode
-        )
-    finally:
-        fused.set_enabled(prev)
+    name = name or seqjax_label(kind, layer_kw.get("implementation"))
+    return JaxRunner(
+        name, kind, lambda k, x: layer.init(k, x), lambda p, x: layer.apply(p, x)[1], case, mode
+    )
 
 
 # ---- Flax ---------------------------------------------------------------------------------------
@@ -188,45 +190,23 @@ def torch_runner(kind, case, mode):
     return TorchRunner(kind, case, mode)
 
 
-def set_torch_threads():
-    try:
-        import torch
-    except ImportError:
-        return None
-    n = os.cpu_count() or 1
-    torch.set_num_threads(n)
-    return n
+FLAX_CELLS = {
+    "lstm": ("OptimizedLSTMCell", "LSTMCell"),
+    "rnn": ("SimpleCell",),
+    "gru": ("GRUCell",),
+}
 
 
-def _seqjax_rows(kind):
-    """The default layer and the same layer with ``implementation="cpu_kernel"``."""
-    label = f"seqjax {SEQJAX_LABELS[kind]}"
-    return [
-        (label, lambda c, m: seqjax_runner(kind, c, m)),
-        (
-            f"{label} (cpu_kernel)",
-            lambda c, m: seqjax_runner(kind, c, m, implementation="cpu_kernel"),
-        ),
-    ]
-
-
-def implementations(family):
-    """(label, builder(case, mode)) for one family; seqjax first, then the peers."""
-    if family == "lstm":
-        return _seqjax_rows("lstm") + [
-            ("Flax nn.RNN(OptimizedLSTMCell)", lambda c, m: flax_runner("OptimizedLSTMCell", c, m)),
-            ("Flax nn.RNN(LSTMCell)", lambda c, m: flax_runner("LSTMCell", c, m)),
-            ("PyTorch nn.LSTM", lambda c, m: torch_runner("lstm", c, m)),
-            ("Keras 3 LSTM (JAX)", keras_runner),
+def peer_builders(library, family):
+    """(label, builder(case, mode)) of one peer library for one family (empty if it has none)."""
+    if library == "flax":
+        return [
+            (f"Flax nn.RNN({cell})", lambda c, m, cell=cell: flax_runner(cell, c, m))
+            for cell in FLAX_CELLS[family]
         ]
-    if family == "rnn":
-        return _seqjax_rows("rnn") + [
-            ("Flax nn.RNN(SimpleCell)", lambda c, m: flax_runner("SimpleCell", c, m)),
-            ("PyTorch nn.RNN", lambda c, m: torch_runner("rnn", c, m)),
-        ]
-    if family == "gru":
-        return _seqjax_rows("gru") + [
-            ("Flax nn.RNN(GRUCell)", lambda c, m: flax_runner("GRUCell", c, m)),
-            ("PyTorch nn.GRU", lambda c, m: torch_runner("gru", c, m)),
-        ]
-    raise ValueError(family)
+    if library == "torch":
+        name = {"lstm": "LSTM", "rnn": "RNN", "gru": "GRU"}[family]
+        return [(f"PyTorch nn.{name}", lambda c, m: torch_runner(family, c, m))]
+    if library == "keras":
+        return [("Keras 3 LSTM (JAX)", keras_runner)] if family == "lstm" else []
+    raise ValueError(library)

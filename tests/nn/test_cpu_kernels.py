@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 from seqjax.nn import GRU, LSTM, LSTMCarry, SimpleRNN
-from seqjax.nn.engines import cpu_build
 from tests.nn import nn_reference as ref
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
@@ -198,41 +197,6 @@ def test_forward_mode_matches_the_scan():
     tangent = jnp.cos(x)
     run = lambda layer: jax.jvp(lambda x: layer.apply(variables, x)[1], (x,), (tangent,))
     _assert_tree_close(run(kernel_layer), run(scan_layer), 2e-5)
-
-
-# ---- building ----------------------------------------------------------------------------------
-
-
-def test_build_is_cached_per_machine(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(tmp_path))
-    first = cpu_build.build()
-    assert first.parent == tmp_path and first.exists()
-    stamp = first.stat().st_mtime_ns
-    assert cpu_build.build() == first and first.stat().st_mtime_ns == stamp
-
-
-def test_compiler_errors_are_reported(tmp_path, monkeypatch):
-    broken = tmp_path / "broken.cc"
-    broken.write_text("this is not C++\n")
-    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(cpu_build, "SOURCE", broken)
-    with pytest.raises(cpu_build.KernelUnavailableError, match="broken.cc"):
-        cpu_build.build()
-    assert not list((tmp_path / "cache").glob("*.so"))
-
-
-def test_unwritable_cache_is_reported(tmp_path, monkeypatch):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    monkeypatch.setenv("SEQJAX_CACHE_DIR", str(blocker / "cache"))  # a folder under a file
-    with pytest.raises(cpu_build.KernelUnavailableError, match="SEQJAX_CACHE_DIR"):
-        cpu_build.build()
-
-
-def test_no_compiler_is_reported(monkeypatch):
-    monkeypatch.setattr(cpu_build, "_compiler", lambda: None)
-    with pytest.raises(cpu_build.KernelUnavailableError, match="C\\+\\+ compiler"):
-        cpu_build.build()
 
 
 # ---- platforms ----------------------------------------------------------------------------------

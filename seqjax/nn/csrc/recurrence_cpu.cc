@@ -8,15 +8,23 @@
 // seqjax.nn.recurrence.scan_recurrence does). The backward kernels return the gradients of the
 // pre-activations; XLA then forms dU, dW, db and dx as large matmuls.
 // float32 runs a vectorised rational tanh (XLA's); float64 uses the C library (for gradient checks).
-// Compiled at first use by seqjax/nn/cpu_kernels.py.
+// Compiled at first use by seqjax/nn/engines/cpu_build.py, once per instruction set (ISA) variant,
+// chosen at run time from the CPU's flags: "avx512" (-mavx512f/bw/vl/dq -mavx2 -mfma), "avx2"
+// (-mavx2 -mfma) or "portable" (the compiler's baseline: SSE2 on x86-64, NEON on aarch64). The
+// preprocessor picks the vector width and the GEMM register block per variant below, so that the
+// accumulators fit the vector registers (an AVX-512-shaped 6 x 4 block of 64-byte vectors needs 48
+// of AVX2's 16 ymm registers: the AVX2 build of that code was 26x slower, benchmarks/NOTES.md).
+// No intrinsics: GCC/Clang vector extensions only, so every variant builds on any target.
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -32,17 +40,33 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// Vector width in bytes, vector registers, and the widest GEMM panel (vectors per row) per ISA.
+#if defined(__AVX512F__)
+#define SEQJAX_ISA "avx512"
+constexpr int kVecBytes = 64, kVecRegs = 32;
+#elif defined(__AVX2__) && defined(__FMA__)
+#define SEQJAX_ISA "avx2"
+constexpr int kVecBytes = 32, kVecRegs = 16;
+#else
+#define SEQJAX_ISA "portable"
+#if defined(__aarch64__)
+constexpr int kVecBytes = 16, kVecRegs = 32;  // NEON: 32 x 128-bit registers
+#else
+constexpr int kVecBytes = 16, kVecRegs = 16;  // SSE2 (x86-64 baseline), or scalar code elsewhere
+#endif
+#endif
+// Widest GEMM panel: 4 vectors a row with 32 registers (6 x 4 accumulators + 4 for a row of B),
+// 2 with 16 (6 x 2 + 2: the classic 6 x 16-float AVX2 block).
+#ifdef SEQJAX_MAX_NV  // experiments: -DSEQJAX_MAX_NV=3 -DSEQJAX_MAX_NV_ROWS=4
+constexpr int kMaxNV = SEQJAX_MAX_NV;
+#else
+constexpr int kMaxNV = kVecRegs >= 32 ? 4 : 2;
+#endif
+
 template <typename T>
-struct Vec;
-template <>
-struct Vec<float> {
-  typedef float V __attribute__((vector_size(64), aligned(4)));
-  static constexpr int W = 16;
-};
-template <>
-struct Vec<double> {
-  typedef double V __attribute__((vector_size(64), aligned(8)));
-  static constexpr int W = 8;
+struct Vec {
+  typedef T V __attribute__((vector_size(kVecBytes), aligned(sizeof(T))));
+  static constexpr int W = kVecBytes / sizeof(T);
 };
 
 // C[MR rows, NV vectors] = Cin + A[MR, K] B[K, NV vectors]; row-major with leading dimensions
@@ -84,9 +108,14 @@ inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int
                   const T* Cin, int64_t ldi, T* C, int64_t ldc, const T* A2, int64_t lda2,
                   const T* B2, int64_t ldb2, int64_t K2) {
   int64_t i = 0;
-  // At most 6 x 4 accumulator vectors (+ 4 for a row of B): the 32 vector registers of AVX-512
-  // (an 8 x 4 block spilled and ran ~10 % slower at the benchmark shapes).
-  constexpr int MR = NV >= 4 ? 6 : 8;
+  // Rows per block: MR x NV accumulators + NV vectors of B + 2 spare within the vector registers,
+  // at most 8 (AVX-512: 6 x 4 (an 8 x 4 block spilled and ran ~10 % slower), 8 x 2, 8 x 1;
+  // AVX2/SSE: 6 x 2, 8 x 1).
+#ifdef SEQJAX_MAX_NV_ROWS
+  constexpr int MR = NV == kMaxNV ? SEQJAX_MAX_NV_ROWS : std::min(8, (kVecRegs - NV - 2) / NV);
+#else
+  constexpr int MR = std::min(8, (kVecRegs - NV - 2) / NV);
+#endif
   auto rows = [&](auto mr, int64_t i) {
     constexpr int R = decltype(mr)::value;
     Block<T, R, NV>(A + i * lda, lda, B, ldb, Cin + i * ldi, ldi, C + i * ldc, ldc, K,
@@ -106,13 +135,15 @@ void Gemm2(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
            int64_t ldb2, int64_t K2) {
   constexpr int W = Vec<T>::W;
   int64_t j = 0;
-  for (; j + 4 * W <= N; j += 4 * W)
-    Panel<T, 4>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
-                B2 ? B2 + j : nullptr, ldb2, K2);
-  if (j + 2 * W <= N)
-    Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
-                B2 ? B2 + j : nullptr, ldb2, K2),
-        j += 2 * W;
+  for (; j + kMaxNV * W <= N; j += kMaxNV * W)
+    Panel<T, kMaxNV>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
+                     B2 ? B2 + j : nullptr, ldb2, K2);
+  if constexpr (kMaxNV > 2) {
+    if (j + 2 * W <= N)
+      Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
+                  B2 ? B2 + j : nullptr, ldb2, K2),
+          j += 2 * W;
+  }
   if (j + W <= N)
     Panel<T, 1>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
                 B2 ? B2 + j : nullptr, ldb2, K2),
@@ -147,9 +178,10 @@ void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* 
 
 // ---- elementwise functions, in place over n values ----
 // float: tanh as the rational approximation XLA's CPU and GPU backends use (odd degree-13 over even
-// degree-6 polynomial on [-7.905, 7.905], a few ulp), vectorised with GCC vector extensions, and
-// sigmoid(x) = 0.5 + 0.5 tanh(x / 2).
-typedef float VF __attribute__((vector_size(64), aligned(4)));
+// degree-6 polynomial on [-7.905, 7.905], a few ulp), vectorised with GCC vector extensions (the
+// ISA's width), and sigmoid(x) = 0.5 + 0.5 tanh(x / 2).
+typedef Vec<float>::V VF;
+constexpr int kWF = Vec<float>::W;
 
 inline VF TanhV(VF x) {
   const VF c = VF{} + 7.90531110763549805f;
@@ -177,7 +209,7 @@ inline VF SigmoidV(VF x) { return 0.5f + 0.5f * TanhV(0.5f * x); }
 template <VF (*F)(VF)>
 inline void ApplyF(float* x, int64_t n) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  for (; i + kWF <= n; i += kWF) {
     VF* v = reinterpret_cast<VF*>(x + i);
     *v = F(*v);
   }
@@ -263,8 +295,13 @@ inline void ForUnits(int64_t k0, int64_t k1, F&& f) {
 // The caller and up to `helpers` tasks on XLA's intra-op thread pool split each phase of a step
 // into chunks of hidden units. Chunks are claimed from one atomic counter, so the caller never
 // waits for a helper that has not started (it then does every chunk itself): no deadlock even if
-// the pool is busy, only less parallelism. Helpers spin between phases and leave when the kernel
-// ends; their shared state outlives the call.
+// the pool is busy, only less parallelism. Helpers leave when the kernel ends; their shared state
+// outlives the call.
+// Waiting never holds a core for long: a waiting thread (a helper between phases, the caller for
+// the helpers' last chunks) spins for about the length of one phase (kSpins pauses, ~50-150 us),
+// yields a few times, then sleeps on a condition variable until woken; the publisher wakes
+// sleepers only when there are any (no system call on the fast path). So on a busy machine the
+// helpers give their core back instead of spinning for the whole call (issue 12).
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -273,6 +310,8 @@ inline void CpuRelax() {
 #endif
 }
 
+constexpr int64_t kSpins = 2048, kYields = 16;
+
 struct TeamState {
   std::atomic<uint64_t> state{0};  // epoch << 32 | next unclaimed chunk
   std::atomic<int64_t> done{0};
@@ -280,7 +319,43 @@ struct TeamState {
   std::atomic<void (*)(void*, int64_t)> fn{nullptr};
   std::atomic<void*> ctx{nullptr};
   std::atomic<bool> stop{false};
+  // Parking: sleepers counts threads asleep (or about to sleep) on cv; each re-checks its
+  // condition under mu after counting itself, and every publisher changes the condition (seq_cst)
+  // before reading sleepers, so no wake-up is lost.
+  std::atomic<int64_t> sleepers{0};
+  std::mutex mu;
+  std::condition_variable cv;
 };
+
+inline void Wake(TeamState& s) {
+  if (s.sleepers.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.cv.notify_all();
+  }
+}
+
+// Waits until ready() holds: spin, then yield, then sleep until a Wake(). Returns false if it
+// waited past the spinning (the other thread was late: descheduled, on a busy machine).
+template <class Ready>
+inline bool WaitUntil(TeamState& s, Ready ready) {
+  for (int64_t i = 0; i < kSpins; ++i) {
+    if (ready()) return true;
+    CpuRelax();
+  }
+  for (int64_t i = 0; i < kYields; ++i) {
+    if (ready()) return false;
+    std::this_thread::yield();
+  }
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  s.cv.wait(lock, ready);
+  s.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  return false;
+}
+
+// Calls left to run on one thread after a call whose helpers kept the caller waiting (see Team).
+inline std::atomic<int64_t> g_serial_calls{0};
+constexpr int64_t kMaxStalls = 2, kSerialCalls = 8;
 
 inline void ClaimAndRun(TeamState& s) {
   for (;;) {
@@ -292,7 +367,7 @@ inline void ClaimAndRun(TeamState& s) {
     if (fn == nullptr || next >= n) return;
     if (s.state.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel)) {
       fn(ctx, next);
-      s.done.fetch_add(1, std::memory_order_acq_rel);
+      if (s.done.fetch_add(1, std::memory_order_seq_cst) + 1 == n) Wake(s);
     }
   }
 }
@@ -301,12 +376,10 @@ inline void HelperLoop(const std::shared_ptr<TeamState>& s) {
   while (!s->stop.load(std::memory_order_acquire)) {
     ClaimAndRun(*s);
     const uint64_t seen = s->state.load(std::memory_order_acquire);
-    int64_t spins = 0;
-    while (s->state.load(std::memory_order_acquire) == seen &&
-           !s->stop.load(std::memory_order_acquire)) {
-      CpuRelax();
-      if (++spins > 4096) std::this_thread::yield();
-    }
+    WaitUntil(*s, [&] {
+      return s->state.load(std::memory_order_seq_cst) != seen ||
+             s->stop.load(std::memory_order_seq_cst);
+    });
   }
 }
 
@@ -323,14 +396,18 @@ class Team {
     threads_ = 1 + helpers;
   }
   ~Team() {
-    if (s_) s_->stop.store(true, std::memory_order_release);
+    if (s_) {
+      s_->stop.store(true, std::memory_order_seq_cst);
+      Wake(*s_);
+    }
+    if (serial_) g_serial_calls.store(kSerialCalls, std::memory_order_relaxed);
   }
   int64_t threads() const { return threads_; }
 
   // Runs f(0), ..., f(n - 1), split across the team; returns when all have finished.
   template <class F>
   void Run(int64_t n, F& f) {
-    if (!s_ || n <= 1) {
+    if (!s_ || n <= 1 || serial_) {
       for (int64_t i = 0; i < n; ++i) f(i);
       return;
     }
@@ -339,9 +416,15 @@ class Team {
     s_->fn.store(&Trampoline<F>, std::memory_order_release);
     s_->done.store(0, std::memory_order_release);
     ++epoch_;
-    s_->state.store(epoch_ << 32, std::memory_order_release);
+    s_->state.store(epoch_ << 32, std::memory_order_seq_cst);
+    Wake(*s_);
     ClaimAndRun(*s_);
-    while (s_->done.load(std::memory_order_acquire) < n) CpuRelax();
+    // A helper that is descheduled in the middle of its chunk (another process wants the core)
+    // holds the whole step for up to a scheduler time slice. After kMaxStalls such waits the rest
+    // of the call, and the next kSerialCalls calls, run on the caller alone (measured under load:
+    // benchmarks/NOTES.md, lever 8).
+    if (!WaitUntil(*s_, [&] { return s_->done.load(std::memory_order_seq_cst) >= n; }))
+      serial_ = ++stalls_ >= kMaxStalls;
   }
 
  private:
@@ -352,6 +435,8 @@ class Team {
   std::shared_ptr<TeamState> s_;
   int64_t threads_;
   uint64_t epoch_ = 0;
+  int64_t stalls_ = 0;
+  bool serial_ = false;
 };
 
 // Hidden units [begin(i), end(i)) of chunk i: one chunk per thread, multiples of 16 units.
@@ -754,6 +839,10 @@ ffi::Error SeqDims(const ffi::AnyBuffer& x, Dims* d) {
 Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
   int64_t threads = pool.num_threads();
   if (B * H * G < (int64_t{1} << 21)) threads = 1;  // measured: below ~2M MACs a step, sync costs more
+  if (g_serial_calls.load(std::memory_order_relaxed) > 0) {  // a recent call was kept waiting
+    g_serial_calls.fetch_sub(1, std::memory_order_relaxed);
+    threads = 1;
+  }
   if (const char* env = std::getenv("SEQJAX_KERNEL_THREADS")) threads = std::atoi(env);
   const int64_t hw = std::thread::hardware_concurrency();
   if (hw > 0) threads = std::min(threads, hw);
@@ -856,6 +945,9 @@ ffi::Error LstmBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer c0
 }
 
 }  // namespace
+
+// The variant this library was built as ("avx512", "avx2" or "portable"), for the loader's check.
+extern "C" __attribute__((visibility("default"))) const char* SeqjaxIsa() { return SEQJAX_ISA; }
 
 using Buf = ffi::AnyBuffer;
 using Len = ffi::Buffer<ffi::S32>;
