@@ -113,6 +113,22 @@ def test_no_compiler_falls_back_to_the_scan_with_one_warning(no_compiler):
     _close(got_second, expected, 5e-5)
 
 
+def test_auto_runs_the_scan_where_the_kernel_build_is_the_slow_portable_one(
+    monkeypatch, fresh_warnings
+):
+    # The portable build (no AVX2/AVX-512: aarch64, old x86) measured slower than the scan, so
+    # auto keeps the scan there, with one warning; explicit cpu_kernel still means the kernel.
+    monkeypatch.setenv(cpu_build.ISA_ENV, "portable")
+    layer, scan = SimpleRNN(5), SimpleRNN(5, implementation="scan")
+    x = _x(seed=4)
+    params = scan.init(jax.random.key(0), x)["params"]
+    with pytest.warns(UserWarning, match="'portable' build is not faster than the scan"):
+        step = _train_step(layer)
+        text = step.lower(params, x).as_text()
+    assert "Seqjax" not in text and "stablehlo.while" in text
+    _close(step(params, x), _train_step(scan)(params, x), 5e-5)
+
+
 def test_explicit_cpu_kernel_without_compiler_raises(no_compiler):
     layer = GRU(7, implementation="cpu_kernel")
     x = _x(seed=2)

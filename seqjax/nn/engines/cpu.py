@@ -335,6 +335,14 @@ def _lowerings(prim, target, portable_fn, abstract, aliases, in_axes, out_axes):
 
     def cpu_rule(ctx, *args, strict, **params):
         try:
+            if not strict and not cpu_build.faster_than_the_scan():
+                # auto: the portable build (no AVX2/AVX-512) measured slower than the scan.
+                warn_once(
+                    f"seqjax: the CPU kernel's {cpu_build.selected_isa()!r} build is not faster "
+                    "than the scan on this CPU; implementation='auto' runs the scan "
+                    "(implementation='cpu_kernel' forces the kernel)"
+                )
+                return portable_rule(ctx, *args, strict=strict, **params)
             cpu_build.load()  # at lowering time, and only when lowering for CPU
         except KernelUnavailableError as exc:
             if strict:
