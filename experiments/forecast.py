@@ -146,7 +146,7 @@ class ConvForecaster(nn.Module):
 def make_model(name: str, config: ml_collections.ConfigDict) -> nn.Module:
     """Stateful: ``[B, T, 1] -> [B, T, 1]`` (every next step); windows: ``[B, W, 1] -> [B, 1]``."""
     h = config.model.hidden
-    impl = {"implementation": config.model.get("implementation", "scan")}
+    impl = {"implementation": config.model.get("implementation", "auto")}
     if name == "stateful_lstm":
         return SequenceModel(LSTM(h, **impl), output_features=1)
     if name == "lstm":

@@ -61,7 +61,7 @@ def read_out(ys, seq_lengths, head_variables):
 def make_recurrent(name: str, config: ml_collections.ConfigDict) -> nn.Module:
     """The recurrent layer called ``name`` (see ``MODEL_LABELS``)."""
     h, length = config.model.hidden, config.data.length
-    impl = {"implementation": config.model.get("implementation", "scan")}
+    impl = {"implementation": config.model.get("implementation", "auto")}
     if name == "srn":
         return SimpleRNN(h, **impl)
     if name == "srn_exploding":

@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.hidden = 32
-    c.model.implementation = "scan"  # or "cpu_kernel": the compiled CPU loop, same function
+    c.model.implementation = "auto"  # the layers' default (CPU kernel on CPU); or "scan"
     c.model.conv_channels = 32
     c.model.conv_kernel = 3
     c.model.conv_dilations = (1, 2, 4, 8, 16)  # receptive field 63 >= window

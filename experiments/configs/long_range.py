@@ -22,7 +22,8 @@ Variants (``get_config(arg)``, comma-separated words after the colon):
 - ``:steps=N``: the step budget. Words combine (``:tiny,T=30``); an unknown word raises.
 
 Overrides, e.g. ``--config.models=lstm,srn --config.train.steps=10000 --config.model.hidden=64``,
-``--config.model.implementation=cpu_kernel`` (the compiled CPU loop; the same function).
+``--config.model.implementation=scan`` (the plain ``lax.scan`` instead of the default engine,
+``auto``, which runs the compiled CPU kernel on CPU; the same function).
 Models: ``srn``, ``gru``, ``lstm`` (forget bias ``model.forget_bias``), ``lstm_fb1``,
 ``lstm_chrono`` (chrono init with ``T_max = T``).
 """
@@ -48,9 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.hidden = 32
     c.model.forget_bias = 3.0  # 1.0 stays at the baseline for thousands of steps at T=100
-    # "cpu_kernel": the layers' compiled CPU loop (seqjax.nn.cpu_kernels), same function, faster
-    # training on CPU; gradient curves are measured through the scan either way.
-    c.model.implementation = "scan"
+    # "auto": the layers' default engine (the compiled CPU kernel on CPU); "scan": lax.scan, the
+    # same function. Gradient curves are measured through the scan either way.
+    c.model.implementation = "auto"
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000  # chrono-initialised LSTM: >99% of validation solved by ~750-1250

@@ -51,11 +51,11 @@ def test_long_range_tiny_runs_and_resumes(tmp_path):
     assert "| SimpleRNN |" in long_range.summary(again)
 
 
-def test_long_range_with_the_cpu_kernel_gives_the_scans_results(tmp_path):
+def test_long_range_with_the_default_engine_gives_the_scans_results(tmp_path):
     # The same function either way: test MSE and the gradient curves agree (float32 sums in a
     # different order, so not bit for bit).
     results = {}
-    for impl in ("scan", "cpu_kernel"):
+    for impl in ("scan", "auto"):  # auto: the CPU kernel on CPU
         config = long_range_config.get_config("tiny")
         config.models = "srn,lstm"
         config.model.implementation = impl
@@ -63,10 +63,10 @@ def test_long_range_with_the_cpu_kernel_gives_the_scans_results(tmp_path):
     assert set(results["scan"]["models"]) == {"srn", "lstm"}
     assert len(results["scan"]["gradient_by_lag"]) == 5  # init + trained per model, exploding SRN
     for name, info in results["scan"]["models"].items():
-        kernel = results["cpu_kernel"]["models"][name]
+        kernel = results["auto"]["models"][name]
         assert kernel["test_mse"] == pytest.approx(info["test_mse"], rel=1e-3)
     for key, curve in results["scan"]["gradient_by_lag"].items():
-        got = results["cpu_kernel"]["gradient_by_lag"][key]
+        got = results["auto"]["gradient_by_lag"][key]
         assert got == pytest.approx(curve, rel=1e-3)
 
 
