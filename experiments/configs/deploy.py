@@ -13,14 +13,11 @@ Variants (``get_config(arg)``, comma-separated words after the colon; an unknown
 
 import ml_collections
 
-VARIANTS = ("tiny",)
+from experiments.configs import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = [w for w in (arg or "").split(",") if w]
-    unknown = [w for w in words if w not in VARIANTS]
-    if unknown:
-        raise ValueError(f"deploy config: unknown variant(s) {unknown}; known: {VARIANTS}")
+    words = parse_arg(arg, tiny=False)
     c = ml_collections.ConfigDict()
     c.experiment = "deploy"
     c.seed = 0
@@ -45,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.export.platforms = "cpu,cuda,tpu"
     c.export.rtol = 1e-5  # float32
 
-    if "tiny" in words:
+    if words.tiny:
         c.data.limit = 600
         c.model.hidden = 4
         c.batched.batch_size = 2

@@ -16,14 +16,11 @@ Overrides, e.g. ``--config.online.windows=1,5,20 --config.batched.epochs=30``.
 
 import ml_collections
 
-VARIANTS = ("tiny", "sunspots")
+from experiments.configs import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = [w for w in (arg or "").split(",") if w]
-    unknown = [w for w in words if w not in VARIANTS]
-    if unknown:
-        raise ValueError(f"online config: unknown variant(s) {unknown}; known: {VARIANTS}")
+    words = parse_arg(arg, tiny=False, sunspots=False)
     c = ml_collections.ConfigDict()
     c.experiment = "online"
     c.seed = 0
@@ -49,10 +46,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batched.learning_rate = 1e-3
     c.batched.clip_norm = 1.0
 
-    if "sunspots" in words:  # a cyclic series where the models can beat persistence
+    if words.sunspots:  # a cyclic series where the models can beat persistence
         c.data.name = "sunspots_monthly"
         c.data.transform = "level"
-    if "tiny" in words:
+    if words.tiny:
         c.data.limit = 600
         c.model.hidden = 4
         c.online.windows = "1,4"

@@ -63,5 +63,5 @@ def test_deploy_tiny(tmp_path):
 @pytest.mark.parametrize("module", [online_config, deploy_config])
 def test_unknown_variant_raises(module):
     assert module.get_config("tiny").data.limit == 600
-    with pytest.raises(ValueError, match="unknown variant"):
+    with pytest.raises(ValueError, match="unknown config variant 'huge'; valid: .*tiny"):
         module.get_config("tiny,huge")
