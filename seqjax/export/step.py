@@ -28,6 +28,7 @@ import numpy as np
 from seqjax.export.carry import from_plain, to_plain
 from seqjax.export.scan_only import with_scan
 from seqjax.nn import Bidirectional, StackedRNN
+from seqjax.nn.engines.cpu import portable_lowering
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 SYMBOLIC_BATCH = "b"
@@ -250,5 +251,8 @@ def export_step(
     avals = [carry_avals, inputs_aval]
     if reset:
         avals.append(jax.ShapeDtypeStruct((batch,), jnp.bool_))
-    exported = jax.export.export(jax.jit(step), platforms=tuple(platforms))(*avals)
+    # with_scan covers layers held as attributes; the context also covers layers a model builds
+    # inside its own __call__: on CPU they lower to the scan, never to seqjax's custom calls.
+    with portable_lowering():
+        exported = jax.export.export(jax.jit(step), platforms=tuple(platforms))(*avals)
     return bytes(exported.serialize())

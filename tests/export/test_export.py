@@ -194,8 +194,9 @@ def test_with_scan_walks_nested_modules():
     assert layers[0].layer.implementation == "scan"
     assert layers[1].implementation == "scan"
     assert model.recurrent.layers[1].implementation == "cpu_kernel"  # not modified
-    already = SequenceModel(LSTM(3), 1)
+    already = SequenceModel(LSTM(3, implementation="scan"), 1)
     assert with_scan(already) is already
+    assert with_scan(SequenceModel(LSTM(3), 1)).recurrent.implementation == "scan"  # from auto
 
 
 def test_plain_carry_round_trip():

@@ -34,6 +34,8 @@ check this: ``RecurrentLayer.implementation``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import threading
@@ -60,6 +62,7 @@ __all__ = [
     "covers_activation",
     "gru",
     "lstm",
+    "portable_lowering",
     "run_layer",
     "simple_rnn",
     "warn_once",
@@ -71,6 +74,36 @@ SECOND_ORDER = (
 )
 
 _warned: set[str] = set()
+_portable_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "seqjax_portable_only", default=False
+)
+
+
+@contextlib.contextmanager
+def portable_lowering():
+    """Within this context the kernels lower to their pure-JAX scan on CPU too: no custom call.
+
+    For artifacts that must run without seqjax (``jax.export``: seqjax's custom calls are not
+    among its stable targets); lowering happens inside the context, e.g. around
+    ``jax.export.export(...)(...)`` or ``jax.jit(f).lower(...)``. The same function as the
+    kernel (the portable scan is its tested reference).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from seqjax.nn import LSTM
+    >>> layer, x = LSTM(2), jnp.ones((1, 3, 1))
+    >>> v = layer.init(jax.random.key(0), x)
+    >>> with portable_lowering():
+    ...     text = jax.jit(lambda x: layer.apply(v, x)[1]).lower(x).as_text()
+    >>> "Seqjax" in text, "stablehlo.while" in text
+    (False, True)
+    """
+    token = _portable_only.set(True)
+    try:
+        yield
+    finally:
+        _portable_only.reset(token)
+
+
 _warn_lock = threading.Lock()
 
 
@@ -334,6 +367,8 @@ def _lowerings(prim, target, portable_fn, abstract, aliases, in_axes, out_axes):
     portable_rule = mlir.lower_fun(portable_fn, multiple_results=True)
 
     def cpu_rule(ctx, *args, strict, **params):
+        if _portable_only.get():  # an artifact that must load without seqjax
+            return portable_rule(ctx, *args, strict=strict, **params)
         try:
             if not strict and not cpu_build.faster_than_the_scan():
                 # auto: the portable build (no AVX2/AVX-512) measured slower than the scan.

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -72,6 +73,7 @@ ISA_VARIANTS = {
 ISA_ENV = "SEQJAX_CPU_ISA"
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
+_dlopen_count = itertools.count(1)  # loads in this process (each needs a name of its own)
 
 
 class KernelUnavailableError(RuntimeError):
@@ -263,8 +265,8 @@ def _open_checked(path: Path) -> int | None:
     return fd
 
 
-def _build_cached(cxx: str, isa: str) -> tuple[Path, int | None]:
-    """Builds into the (safe) cache if needed: ``(path, checked descriptor or None)``."""
+def _build_cached(cxx: str, isa: str) -> tuple[Path, int]:
+    """Builds into the (safe) cache if needed: ``(path, checked open descriptor)``."""
     folder = cache_dir()
     _make_cache_dir(folder)
     problem = _folder_problem(folder)
@@ -316,7 +318,7 @@ def _dlopen(fd: int) -> ctypes.CDLL:
     """Loads the library open on ``fd`` (checked by the caller) without reopening it by name."""
     # glibc returns an already loaded object whose name matches the string passed, and descriptor
     # numbers are reused: a name no earlier load in this process used ("/proc/self/./fd/N", ...).
-    _loaded["opens"] = opens = _loaded.get("opens", 0) + 1
+    opens = next(_dlopen_count)
     proc_fd = "/proc/self/" + "./" * opens + f"fd/{fd}"
     if sys.platform.startswith("linux") and os.path.exists(proc_fd):
         return ctypes.CDLL(proc_fd)
@@ -348,13 +350,13 @@ def _load_library() -> ctypes.CDLL:
         try:
             target = private / _library_name(cxx, isa)
             _compile(cxx, isa, target)
-            fd = _open_checked(target)
-            if fd is None:
+            private_fd = _open_checked(target)
+            if private_fd is None:
                 raise KernelUnavailableError(f"the freshly built {target} failed its safety check")
             try:
-                return _dlopen(fd)
+                return _dlopen(private_fd)
             finally:
-                os.close(fd)
+                os.close(private_fd)
         finally:
             shutil.rmtree(private, ignore_errors=True)
     try:
@@ -385,4 +387,5 @@ def loaded_isa() -> str | None:
     >>> loaded_isa() in (None, "avx512", "avx2", "portable")
     True
     """
-    return _loaded.get("isa")
+    isa = _loaded.get("isa")
+    return isa if isinstance(isa, str) else None
