@@ -296,29 +296,18 @@ class RecurrentLayer(nn.Module):
         )
 
     def _cudnn(self, params, carry, xs_tm, seq_lengths, offsets_tm):
-        """implementation "cudnn": the LSTM through cuDNN, only where CUDA is present."""
-        name = type(self).__name__
-        fix = "use implementation='scan' or 'auto'"
-        if self.kernel != "lstm":
-            raise ValueError(f"{name}: implementation='cudnn' exists for the LSTM only; {fix}.")
-        if offsets_tm is not None or self.remat:
-            raise ValueError(
-                f"{name}: implementation='cudnn' takes no hidden_offsets or remat; {fix}."
-            )
-        try:
-            has_cuda = bool(jax.devices("cuda"))
-        except RuntimeError:
-            has_cuda = False
-        if not has_cuda:
-            raise ValueError(
-                f"{name}: implementation='cudnn' runs on CUDA GPUs only and this process has "
-                f"none (devices: {jax.default_backend()}); {fix}."
-            )
+        """implementation "cudnn": the LSTM through cuDNN; the engine refuses what it does not
+        cover and runs only where CUDA is present (a ValueError naming 'scan' or 'auto')."""
         try:
             from seqjax.nn.engines import cuda
         except ImportError as exc:
-            raise ValueError(f"{name}: the cuDNN engine is unavailable ({exc}); {fix}.") from exc
-        return cuda.run_layer(self, params, carry, xs_tm, seq_lengths)
+            raise ValueError(
+                f"{type(self).__name__}: the cuDNN engine is unavailable ({exc}); "
+                "use implementation='scan' or 'auto'."
+            ) from exc
+        return cuda.run_layer(
+            self, params, carry, xs_tm, seq_lengths, hidden_offsets=offsets_tm is not None
+        )
 
     def _scan(self, params, carry, xs_tm, seq_lengths, offsets_tm):
         """The time loop as a ``lax.scan``: ``(carry, hs_tm)``."""

@@ -224,10 +224,6 @@ def lstm_time_major(
 
 
 # ---- the layers' entry point ------------------------------------------------------------------
-def _is_tanh(fn) -> bool:
-    return fn is jnp.tanh or fn is jax.nn.tanh or fn is jax.lax.tanh
-
-
 def unsupported(layer, dtype, *, hidden_offsets: bool = False) -> list[str]:
     """What in ``layer``'s configuration the cuDNN engine does not cover (empty list: covered).
 
@@ -245,17 +241,13 @@ def unsupported(layer, dtype, *, hidden_offsets: bool = False) -> list[str]:
     """
     from seqjax.nn.lstm import LSTM
 
-    why = []
-    cls = type(layer)
+    name = type(layer).__name__
     if not isinstance(layer, LSTM):
-        why.append(f"{cls.__name__} (the cuDNN engine covers the LSTM only)")
+        why = [f"{name} (the cuDNN engine covers the LSTM only)"]
+    elif layer.kernel != "lstm":  # a subclass with its own step computes another function
+        why = [f"{name}'s own step function"]
     else:
-        if getattr(cls, "_step_fn", None) is not getattr(LSTM, "_step_fn", None):
-            why.append(f"{cls.__name__}'s own step function")
-        if layer.use_peepholes:
-            why.append("use_peepholes=True")
-        if not (_is_tanh(layer.cell_activation) and _is_tanh(layer.output_activation)):
-            why.append("cell/output activations other than tanh")
+        why = layer._kernel_limits()  # peepholes, activations: what the CPU kernel lacks too
     if jnp.dtype(dtype) != jnp.float32:
         why.append(
             f"dtype {jnp.dtype(dtype).name} (jax.experimental.rnn runs cuDNN in float32 only)"
@@ -292,13 +284,16 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _input_bias(layer, params):
-    """The bias added to ``x_t W`` (the layer's hook if it has one, else ``params["bias"]``)."""
-    hook = getattr(layer, "_input_bias", None)
-    return params["bias"] if hook is None else hook(params)
-
-
-def run_layer(layer, params, carry, xs_tm, seq_lengths, *, lstm_fn: LstmFn | None = None):
+def run_layer(
+    layer,
+    params,
+    carry,
+    xs_tm,
+    seq_lengths,
+    *,
+    hidden_offsets: bool = False,
+    lstm_fn: LstmFn | None = None,
+):
     """The layer's recurrence through cuDNN: ``xs_tm [T, B, F]`` -> ``(LSTMCarry, hs [T, B, H])``.
 
     Same contract as :func:`seqjax.nn.recurrence.scan_recurrence` (``reverse`` from the layer,
@@ -310,23 +305,23 @@ def run_layer(layer, params, carry, xs_tm, seq_lengths, *, lstm_fn: LstmFn | Non
     from seqjax.nn.lstm import LSTMCarry
 
     if lstm_fn is None:
-        why = unsupported(layer, xs_tm.dtype)
+        why = unsupported(layer, xs_tm.dtype, hidden_offsets=hidden_offsets)
         if why:
             raise ValueError(
                 f"{type(layer).__name__}: implementation='cudnn' does not cover {', '.join(why)}; "
-                "use implementation='scan'."
+                "use implementation='scan' or 'auto'."
             )
         reason = unavailable_reason()
         if reason is not None:
             raise ValueError(
                 f"{type(layer).__name__}: implementation='cudnn' runs only on a CUDA GPU ({reason}); "
-                "use implementation='scan' (or 'auto')."
+                "use implementation='scan' or 'auto'."
             )
         lstm_fn = rnn.lstm
     h, c, hs = lstm_time_major(
         params["kernel"],
         params["recurrent_kernel"],
-        _input_bias(layer, params),
+        params["bias"],
         carry.hidden,
         carry.cell,
         xs_tm,
