@@ -137,9 +137,13 @@ def covers_activation(fn) -> bool:
 class Kernel:
     """One recurrence's kernels. Batch axes name where each operand/result holds the batch
     (``None``: a weight); ``outputs`` are the forward results the layer returns (the others are
-    residuals); ``bwd_aliases`` maps a backward operand to the result written over it."""
+    residuals); ``bwd_aliases`` maps a backward operand to the result written over it;
+    ``residual_widths`` are the residual buffers' last axes in multiples of ``H``, and each
+    backward result has the shape of the backward operand ``bwd_result_like`` names (the operand
+    it is the gradient of, or is written over)."""
 
     name: str
+    targets: tuple[str, str]  # the FFI targets of the forward and backward kernels
     fwd_portable: Callable
     bwd_portable: Callable
     fwd_in_axes: tuple
@@ -148,6 +152,9 @@ class Kernel:
     bwd_out_axes: tuple
     outputs: tuple[int, ...]
     bwd_aliases: dict
+    residual_widths: tuple[int, ...]
+    num_carries: int
+    bwd_result_like: tuple[int, ...]
     transpose: Callable  # (kernel, primals, fwd_outs, cts, strict) -> cotangents of the floats
 
     @property
@@ -159,9 +166,8 @@ class Kernel:
         t, bsz, _ = x.shape
         h = u.shape[0]
         steps = t if residuals else 1
-        widths = {"simple_rnn": (), "gru": (4 * h,), "lstm": (h, 4 * h)}[self.name]
-        carries = 2 if self.name == "lstm" else 1
-        return [(t, bsz, h), *((steps, bsz, k) for k in widths), *[carry.shape] * carries]
+        residual = [(steps, bsz, k * h) for k in self.residual_widths]
+        return [(t, bsz, h), *residual, *[carry.shape] * self.num_carries]
 
 
 # ---- the XLA matmuls around the backward kernel ---------------------------------------------
@@ -226,6 +232,7 @@ def _lstm_transpose(k, primals, outs, cts, strict):
 KERNELS: dict[str, Kernel] = {
     "simple_rnn": Kernel(
         "simple_rnn",
+        ("SeqjaxSrnFwd", "SeqjaxSrnBwd"),
         portable.srn_forward,
         portable.srn_backward,
         fwd_in_axes=(1, None, None, None, 0, 0),  # x, W, b, U, h0, lengths
@@ -234,10 +241,14 @@ KERNELS: dict[str, Kernel] = {
         bwd_out_axes=(1, 0),  # dz, dh0
         outputs=(0, 1),
         bwd_aliases={},
+        residual_widths=(),
+        num_carries=1,
+        bwd_result_like=(2, 4),  # dz like hs, dh0 like dhT
         transpose=_srn_transpose,
     ),
     "gru": Kernel(
         "gru",
+        ("SeqjaxGruFwd", "SeqjaxGruBwd"),
         portable.gru_forward,
         portable.gru_backward,
         fwd_in_axes=(1, None, None, None, None, 0, 0),  # x, W, b, U, rb, h0, lengths
@@ -246,10 +257,14 @@ KERNELS: dict[str, Kernel] = {
         bwd_out_axes=(1, 0),  # d4, dh0
         outputs=(0, 2),
         bwd_aliases={4: 0},
+        residual_widths=(4,),  # [r, z, n, h U_n + rb_n] per step
+        num_carries=1,
+        bwd_result_like=(4, 1),  # d4 over res, dh0 like h0
         transpose=_gru_transpose,
     ),
     "lstm": Kernel(
         "lstm",
+        ("SeqjaxLstmFwd", "SeqjaxLstmBwd"),
         portable.lstm_forward,
         portable.lstm_backward,
         fwd_in_axes=(1, None, None, None, 0, 0, 0),  # x, W, b, U, h0, c0, lengths
@@ -258,13 +273,11 @@ KERNELS: dict[str, Kernel] = {
         bwd_out_axes=(1, 0, 0),  # dz, dh0, dc0
         outputs=(0, 3, 4),
         bwd_aliases={4: 0},
+        residual_widths=(1, 4),  # cell states, gate activations
+        num_carries=2,
+        bwd_result_like=(4, 6, 1),  # dz over acts, dh0 like dhT, dc0 like c0
         transpose=_lstm_transpose,
     ),
-}
-_TARGETS = {
-    "simple_rnn": ("SeqjaxSrnFwd", "SeqjaxSrnBwd"),
-    "gru": ("SeqjaxGruFwd", "SeqjaxGruBwd"),
-    "lstm": ("SeqjaxLstmFwd", "SeqjaxLstmBwd"),
 }
 
 
@@ -277,12 +290,7 @@ def _fwd_abstract(k, *avals, residuals, strict):
 
 def _bwd_abstract(k, *avals, strict):
     del strict
-    like = {  # each result has the shape of the operand it is the gradient of / written over
-        "simple_rnn": (2, 4),
-        "gru": (4, 1),
-        "lstm": (4, 6, 1),
-    }[k.name]
-    return [jax.core.ShapedArray(avals[i].shape, avals[i].dtype) for i in like]
+    return [jax.core.ShapedArray(avals[i].shape, avals[i].dtype) for i in k.bwd_result_like]
 
 
 # ---- lowering: the kernel on CPU when it can be had, the portable scan everywhere else ---------
@@ -508,7 +516,7 @@ def _define(k: Kernel) -> None:
         p.multiple_results = True
         p.def_impl(functools.partial(dispatch.apply_primitive, p))
     tan.def_abstract_eval(functools.partial(_tangent_abstract, k))
-    fwd_target, bwd_target = _TARGETS[k.name]
+    fwd_target, bwd_target = k.targets
     fwd_abstract = functools.partial(_fwd_abstract, k)
     bwd_abstract = functools.partial(_bwd_abstract, k)
     fwd.def_abstract_eval(fwd_abstract)
