@@ -195,9 +195,10 @@ def _frozen_flags(frozen: Any, params: Any) -> tuple[bool, ...]:
 def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tuple:
     """``value_and_grad`` of ``loss_of_params`` with respect to the trainable leaves only.
 
-    Returns ``((loss, aux), trainable_grads, rebuild)``: the gradients as a list (frozen leaves
-    are constants of the loss, no gradient is computed for them) and ``rebuild(trainable, fill)``
-    that puts a list of trainable leaves back into the full tree, ``fill(leaf)`` at frozen ones.
+    Returns ``((loss, aux), trainable_grads, rebuild, leaves, flags)``: the gradients as a list
+    (frozen leaves are constants of the loss, no gradient is computed for them),
+    ``rebuild(trainable, fill)`` that puts a list of trainable leaves back into the full tree,
+    ``fill(i)`` at the frozen leaf ``i``, the parameters' leaves and one bool per leaf (frozen).
     """
     leaves, treedef = jax.tree.flatten(params)
     flags = (False,) * len(leaves) if frozen is None else _frozen_flags(frozen, params)
@@ -216,7 +217,7 @@ def _trainable_grads(params: Any, frozen: Any, loss_of_params: Callable) -> tupl
 
     trainable = [leaf for leaf, f in zip(leaves, flags, strict=True) if not f]
     out, grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(trainable)
-    return out, grads, rebuild, leaves
+    return out, grads, rebuild, leaves, flags
 
 
 def _prepare_carry(carry: Carry, batch: Batch) -> Carry:
@@ -275,7 +276,7 @@ def train_step(
     def loss_of_params(params):
         return _loss_fn(params, state, carry, batch, step_rng, terms, truncation)
 
-    (_, (carry, sums, stats)), grads, rebuild, old = _trainable_grads(
+    (_, (carry, sums, stats)), grads, rebuild, old, flags = _trainable_grads(
         state.params, frozen, loss_of_params
     )
     grad_norm = optax.global_norm(grads)
@@ -285,9 +286,7 @@ def train_step(
     new_state = state.apply_gradients(grads=full_grads, batch_stats=stats)
     if frozen is not None:  # exactly the old values (p + 0 could turn -0.0 into 0.0)
         new = jax.tree.leaves(new_state.params)
-        trainable = [
-            n for n, f in zip(new, _frozen_flags(frozen, state.params), strict=True) if not f
-        ]
+        trainable = [n for n, f in zip(new, flags, strict=True) if not f]
         new_state = new_state.replace(params=rebuild(trainable, lambda i: old[i]))
     out = _metrics(sums)
     out["grad_norm"] = grad_norm
