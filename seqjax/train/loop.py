@@ -55,7 +55,7 @@ from seqjax.train.checkpoint import Checkpointer, check_finite
 from seqjax.train.metrics_writer import Averager, MetricsWriter
 from seqjax.train.sharding import batch_sharding, replicate, replicated, shard_batch, shard_carry
 from seqjax.train.state import TrainState, create_train_state
-from seqjax.train.steps import LossSpec, eval_step, train_step
+from seqjax.train.steps import LossSpec, _frozen_flags, eval_step, train_step
 
 EVAL_CARRY = ("zeros", "continue")
 _NO_CARRY = np.zeros((), np.float32)  # the carry slot of a checkpoint that holds none
@@ -97,14 +97,7 @@ def _frozen_key(frozen: Any, params: Any) -> tuple | None:
     if frozen is None:
         return None
     mask = frozen(params) if callable(frozen) else frozen
-    flags, treedef = jax.tree.flatten(mask)
-    params_structure = jax.tree.structure(jax.tree.map(lambda _: True, params))
-    if treedef != params_structure:  # type: ignore[operator]  # jaxlib 0.10 has no PyTreeDef stub
-        raise ValueError(
-            "frozen must be a pytree of bools with the structure of the model's parameters "
-            "(build it with seqjax.transfer.mask_params)."
-        )
-    return treedef, tuple(bool(f) for f in flags)
+    return jax.tree.structure(mask), _frozen_flags(mask, params)  # the latter checks the mask
 
 
 @functools.lru_cache(maxsize=16)

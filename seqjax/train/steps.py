@@ -186,8 +186,9 @@ def _frozen_flags(frozen: Any, params: Any) -> tuple[bool, ...]:
     params_structure = jax.tree.structure(jax.tree.map(lambda _: True, params))
     if jax.tree.structure(frozen) != params_structure:  # type: ignore[operator]  # no PyTreeDef stub
         raise ValueError(
-            f"frozen must be a pytree of bools like the parameters ({len(jax.tree.leaves(params))}"
-            f" leaves); got one with {len(flags)} leaves and another structure."
+            "frozen must be a pytree of bools with the structure of the model's parameters "
+            f"({len(jax.tree.leaves(params))} leaves; build it with seqjax.transfer.mask_params); "
+            f"got one with {len(flags)} leaves and another structure."
         )
     return tuple(bool(f) for f in flags)
 
