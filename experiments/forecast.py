@@ -206,7 +206,8 @@ def training_source(name, config, data, wins) -> tuple[dict, dict]:
         z, splits = data["z"], data["splits"]
         train_z = z[data["first"] : splits["train"].stop]
         xs, ys = stateful_batches(train_z, config.stateful.batch_size, config.stateful.timesteps)
-        return {"inputs": xs, "targets": ys}, series_pass(data, "val", config.stateful.timesteps)
+        eval_steps = config.stateful.get("eval_timesteps", 0) or config.stateful.timesteps
+        return {"inputs": xs, "targets": ys}, series_pass(data, "val", eval_steps)
     x, y, _ = wins["train"]
     bs = config.train.batch_size
     keep = len(x) // bs * bs  # full batches (reshuffled every epoch)
@@ -215,56 +216,101 @@ def training_source(name, config, data, wins) -> tuple[dict, dict]:
     return train, padded_batches(val_x, val_y[:, None], 1024)
 
 
-def train_model(name, config, data, wins, wd: Workdir) -> dict[str, Any]:
-    """Trains one model with ``seqjax.train.fit``, keeping the state of the best validation
-    epoch; resumes from ``<workdir>/<name>``."""
+def stateful_predictions(
+    model: nn.Module, params: Any, z: np.ndarray, times: np.ndarray, burn_in: int | None = None
+) -> np.ndarray:
+    """Standardised predictions of ``z[times]`` (consecutive target times) by a many-to-many
+    model in one pass from a zero carry. ``burn_in=None``: the pass starts at the series' first
+    step (the carry has seen the whole history); ``N``: it starts ``N`` inputs before the first
+    scored one (``0``: a cold start, the first target predicted from one input)."""
+    first = int(times[0]) - 1  # the input that predicts the first target
+    start = 0 if burn_in is None else max(0, first - int(burn_in))
+    inputs = jnp.asarray(z[start : int(times[-1])][None, :, None])
+    out = np.asarray(_full_pass(model)(params, inputs))[0]
+    return out[np.asarray(times) - 1 - start]
+
+
+def _full_pass(model: nn.Module):
+    """The jitted ``params, [B, T, 1] -> [B, T]`` (or ``[B]``) forward pass of ``model``."""
+    return jax.jit(lambda p, x: model.apply({"params": p}, x)[1][..., 0])
+
+
+def window_predictions(model: nn.Module, params: Any, x: np.ndarray) -> np.ndarray:
+    """Standardised predictions of a windowed model for the windows ``x`` ``[N, W, 1]``."""
+    full_pass = _full_pass(model)
+    preds = [
+        np.asarray(full_pass(params, jnp.asarray(x[i : i + 1024]))) for i in range(0, len(x), 1024)
+    ]
+    return np.concatenate(preds)
+
+
+def epochs_of(name: str, config: ml_collections.ConfigDict) -> int:
+    """Training epochs of model ``name``: ``stateful.epochs`` for the stateful LSTM when set
+    (it makes 5 updates an epoch on sunspots against the windowed models' 32), else
+    ``train.epochs``."""
+    if name == "stateful_lstm" and config.stateful.get("epochs", 0):
+        return int(config.stateful.epochs)
+    return int(config.train.epochs)
+
+
+def fit_model(
+    name, config, data, wins, workdir, *, progress: bool = True
+) -> tuple[nn.Module, Any, float]:
+    """``(model, FitResult, seconds)``: model ``name`` trained by ``seqjax.train.fit`` in
+    ``workdir`` (resumed from its checkpoints), the state of the best validation epoch kept."""
     model = make_model(name, config)
     stateful = name == "stateful_lstm"
     train, val = training_source(name, config, data, wins)
+    truncation = config.stateful.get("truncation", 0) if stateful else 0
+    learning_rate = config.train.learning_rate
+    if stateful and config.stateful.get("learning_rate", 0.0):
+        learning_rate = config.stateful.learning_rate
     tick = time.perf_counter()
     result = fit(
         model,
         train,
         val_data=val,
-        optimizer=optax.adam(config.train.learning_rate),
+        optimizer=optax.adam(learning_rate),
         clip_norm=config.train.clip_norm,
-        workdir=wd.part(name),
-        num_epochs=config.train.epochs,
+        workdir=workdir,
+        num_epochs=epochs_of(name, config),
         loss="mse",
         stateful=stateful,
         shuffle=not stateful,
+        truncation=truncation or None,
         seed=config.seed,
         keep_best=True,
-        progress=True,
+        progress=progress,
         tensorboard=False,
     )
+    return model, result, time.perf_counter() - tick
+
+
+def predict(name, model, params, data, wins, split) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised predictions of model ``name`` for the targets of ``split`` and their times;
+    the stateful model by one pass over the whole series from a zero carry."""
+    if name == "stateful_lstm":
+        part = data["splits"][split]
+        times = np.arange(max(part.start, data["first"] + 1), part.stop)
+        return stateful_predictions(model, params, data["z"], times), times
+    x, _, times = wins[split]
+    return window_predictions(model, params, x), times
+
+
+def train_model(name, config, data, wins, wd: Workdir) -> dict[str, Any]:
+    """Trains one model with ``seqjax.train.fit``, keeping the state of the best validation
+    epoch; resumes from ``<workdir>/<name>``."""
+    model, result, seconds = fit_model(name, config, data, wins, wd.part(name))
     best = result.best_state.params
-    z, splits = data["z"], data["splits"]
-    full_pass = jax.jit(lambda p, x: model.apply({"params": p}, x)[1][..., 0])
-
-    def predict(params, split):
-        """Standardised predictions for the targets of ``split`` and their times."""
-        if stateful:  # one pass over the whole series, from a zero carry
-            out = np.asarray(full_pass(params, jnp.asarray(z[None, :, None])))[0]
-            times = np.arange(splits[split].start, splits[split].stop)
-            times = times[times >= data["first"] + 1]
-            return out[times - 1], times
-        x, _, times = wins[split]
-        preds = [
-            np.asarray(full_pass(params, jnp.asarray(x[i : i + 1024])))
-            for i in range(0, len(x), 1024)
-        ]
-        return np.concatenate(preds), times
-
-    pred, times = predict(best, "test")
-    val_pred, val_times = predict(best, "val")
+    pred, times = predict(name, model, best, data, wins, "test")
+    val_pred, val_times = predict(name, model, best, data, wins, "val")
     return {
         "label": MODEL_LABELS[name],
         "test": errors(to_price(data, times, pred), data["raw"][times]),
         "val_rmse": errors(to_price(data, val_times, val_pred), data["raw"][val_times])["rmse"],
         "best_epoch": 1 + int(result.best_epoch),
         "val_mse_by_epoch": [h["val"]["loss"] for h in result.history],
-        "train_seconds_this_session": round(time.perf_counter() - tick, 1),
+        "train_seconds_this_session": round(seconds, 1),
         "test_prices": to_price(data, times, pred),
         "test_times": times,
     }

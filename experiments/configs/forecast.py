@@ -53,6 +53,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stateful = ml_collections.ConfigDict()
     c.stateful.batch_size = 8  # streams (the lecture's layout is 1; 8 trains faster)
     c.stateful.timesteps = 50  # steps per consecutive part
+    c.stateful.epochs = 0  # 0: train.epochs
+    c.stateful.learning_rate = 0.0  # 0: train.learning_rate
+    c.stateful.truncation = 0  # k2 of fit (gradient cut every k2 steps inside a part); 0: none
+    c.stateful.eval_timesteps = 500  # chunk of the one-stream validation pass (0: timesteps)
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 15

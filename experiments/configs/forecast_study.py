@@ -1,0 +1,65 @@
+r"""Stateful vs windowed LSTM on monthly sunspots: the factors behind the stateful model's score,
+one at a time, several seeds each (``experiments/forecast_study.py``).
+
+Command (all rows, 3 seeds; resumable: finished ``(row, seed)`` runs are read back)::
+
+    python -m experiments.main --config=experiments/configs/forecast_study.py \
+        --workdir=runs/forecast_study
+
+A row is the forecast experiment ``forecast.py:sunspots`` (``config.base``) with the overrides
+of its spec, e.g. ``steps_480`` is ``python -m experiments.main
+--config=experiments/configs/forecast.py:sunspots --config.models=stateful_lstm
+--config.stateful.epochs=96 --config.seed=<seed>`` (its ``shipped`` column).
+
+Variants (``get_config(arg)``): ``:tiny``, two rows on a short stretch with two seeds, seconds
+(the tests use it). Overrides: ``--config.study.rows=shipped,steps_480 --config.study.seeds=5``.
+
+Updates per epoch on sunspots (2,114 training inputs): 8 streams x 50 steps: 5; 1 x 50: 42;
+4 x 50: 10; 16 x 50: 2; 8 x 25: 10; 8 x 100: 2; 8 x 200: 1; windows of 50 in batches of 64: 32
+(480 Adam steps in the shipped 15 epochs).
+"""
+
+import ml_collections
+
+from experiments.configs import forecast, parse_arg
+
+SPECS = {
+    # the shipped set-ups
+    "shipped": "stateful_lstm:",
+    "windowed": "lstm:",
+    # the number of updates
+    "steps_480": "stateful_lstm: stateful.epochs=96",
+    "steps_1000": "stateful_lstm: stateful.epochs=200",
+    "windowed_75steps": "lstm: train.batch_size=400",
+    # the learning rate (75 steps)
+    "lr_3e-3": "stateful_lstm: stateful.learning_rate=3e-3",
+    "lr_1e-2": "stateful_lstm: stateful.learning_rate=1e-2",
+    # streams, at ~480 steps
+    "streams_1": "stateful_lstm: stateful.batch_size=1 stateful.epochs=11",
+    "streams_4": "stateful_lstm: stateful.batch_size=4 stateful.epochs=48",
+    "streams_16": "stateful_lstm: stateful.batch_size=16 stateful.epochs=240",
+    # part length, at ~480 steps
+    "part_25": "stateful_lstm: stateful.timesteps=25 stateful.epochs=48",
+    "part_100": "stateful_lstm: stateful.timesteps=100 stateful.epochs=240",
+    "part_200": "stateful_lstm: stateful.timesteps=200 stateful.epochs=480",
+    # truncation inside a part (gradient depth 10), at 480 steps
+    "trunc_10": "stateful_lstm: stateful.truncation=10 stateful.epochs=96",
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    words = parse_arg(arg, tiny=False)  # unknown words raise
+    c = ml_collections.ConfigDict()
+    c.experiment = "forecast_study"
+    c.base = forecast.get_config("tiny,sunspots" if words.tiny else "sunspots")
+
+    c.study = ml_collections.ConfigDict()
+    c.study.specs = dict(SPECS)
+    c.study.rows = ",".join(SPECS)  # in order; a subset or new specs by override
+    c.study.seeds = 3
+    c.study.burn_ins = (0, 50, 264)  # 264: one training stream of 8 x 50 (2,114 / 8)
+    if words.tiny:
+        c.study.rows = "shipped,lr_3e-3,windowed"
+        c.study.seeds = 2
+        c.study.burn_ins = (0, 20)
+    return c
