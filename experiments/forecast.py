@@ -244,13 +244,18 @@ def window_predictions(model: nn.Module, params: Any, x: np.ndarray) -> np.ndarr
     return np.concatenate(preds)
 
 
-def epochs_of(name: str, config: ml_collections.ConfigDict) -> int:
-    """Training epochs of model ``name``: ``stateful.epochs`` for the stateful LSTM when set
-    (it makes 5 updates an epoch on sunspots against the windowed models' 32), else
-    ``train.epochs``."""
-    if name == "stateful_lstm" and config.stateful.get("epochs", 0):
+def epochs_of(name: str, config: ml_collections.ConfigDict, data, wins) -> int:
+    """Training epochs of model ``name``: ``train.epochs``, except for the stateful LSTM:
+    ``stateful.epochs``, or with ``0`` as many epochs as give it the Adam steps of the windowed
+    models' ``train.epochs`` (rounded up). One stateful epoch makes far fewer updates (sunspots:
+    5 against 32; an update there averages 400 targets, the windowed one 64)."""
+    if name != "stateful_lstm":
+        return int(config.train.epochs)
+    if config.stateful.epochs:
         return int(config.stateful.epochs)
-    return int(config.train.epochs)
+    windowed_steps = config.train.epochs * (len(wins["train"][0]) // config.train.batch_size)
+    train, _ = training_source(name, config, data, wins)
+    return -(-windowed_steps // int(np.asarray(train["inputs"]).shape[0]))
 
 
 def fit_model(
@@ -273,7 +278,7 @@ def fit_model(
         optimizer=optax.adam(learning_rate),
         clip_norm=config.train.clip_norm,
         workdir=workdir,
-        num_epochs=epochs_of(name, config),
+        num_epochs=epochs_of(name, config, data, wins),
         loss="mse",
         stateful=stateful,
         shuffle=not stateful,
@@ -309,6 +314,7 @@ def train_model(name, config, data, wins, wd: Workdir) -> dict[str, Any]:
         "test": errors(to_price(data, times, pred), data["raw"][times]),
         "val_rmse": errors(to_price(data, val_times, val_pred), data["raw"][val_times])["rmse"],
         "best_epoch": 1 + int(result.best_epoch),
+        "epochs": epochs_of(name, config, data, wins),
         "val_mse_by_epoch": [h["val"]["loss"] for h in result.history],
         "train_seconds_this_session": round(seconds, 1),
         "test_prices": to_price(data, times, pred),

@@ -9,14 +9,14 @@ its command is ``python -m experiments.main --config=experiments/configs/forecas
 Every trained stateful model is scored on the test part under several evaluation protocols,
 without training again (``stateful_predictions``):
 
-- ``shipped``: what the forecast experiment reports, the parameters of the best validation
+- ``reported``: what the forecast experiment reports, the parameters of the best validation
   epoch; for the stateful model one pass over the whole series from a zero carry (the carry has
   run through 2,500+ months before the first test month);
 - ``burn_in=N`` (``config.study.burn_ins``): the pass starts ``N`` months before the first test
   month (``0``: a cold start), the windowed models' situation for ``N = window``;
-- ``last``: ``shipped`` with the last epoch's parameters instead of the best validation epoch's.
+- ``last``: ``reported`` with the last epoch's parameters instead of the best validation epoch's.
 
-Windowed models get ``shipped`` and ``last``. All as test RMSE / persistence RMSE, per seed and
+Windowed models get ``reported`` and ``last``. All as test RMSE / persistence RMSE, per seed and
 as mean, sample standard deviation, min and max over seeds.
 
 Resumable: each ``(row, seed)`` trains in ``<workdir>/<row>/seed<k>`` (``fit`` resumes it) and
@@ -109,7 +109,7 @@ def _ratios(model, net, params, data, wins, persistence_rmse, burn_ins) -> dict[
     truth = data["raw"][times]
     out = {}
     if model == "stateful_lstm":
-        protocols: dict[str, int | None] = {"shipped": None}
+        protocols: dict[str, int | None] = {"reported": None}
         protocols.update({f"burn_in={n}": int(n) for n in burn_ins})
         for name, burn_in in protocols.items():
             z_pred = forecast.stateful_predictions(net, params, data["z"], times, burn_in)
@@ -120,7 +120,7 @@ def _ratios(model, net, params, data, wins, persistence_rmse, burn_ins) -> dict[
         assert np.array_equal(win_times, times)
         z_pred = forecast.window_predictions(net, params, x)
         rmse = forecast.errors(forecast.to_price(data, times, z_pred), truth)["rmse"]
-        out["shipped"] = rmse / persistence_rmse
+        out["reported"] = rmse / persistence_rmse
     return out
 
 
@@ -143,9 +143,9 @@ def run_one(name, spec, seed, config, data, wins, wd: Workdir, persistence_rmse)
     burn_ins = list(config.study.burn_ins)
     best = _ratios(model, net, result.best_state.params, data, wins, persistence_rmse, burn_ins)
     last = _ratios(model, net, result.state.params, data, wins, persistence_rmse, [])
-    ratios = {**best, "last": last["shipped"]}
+    ratios = {**best, "last": last["reported"]}
     per_epoch = updates_per_epoch(model, row, data, wins)
-    epochs = forecast.epochs_of(model, row)
+    epochs = forecast.epochs_of(model, row, data, wins)
     record = {
         "row": name,
         "spec": spec,
@@ -257,7 +257,7 @@ def _plot(wd: Workdir, rows: dict[str, Any]):
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for k, (name, row) in enumerate(rows.items()):
-        stats = row["ratios"]["shipped"]
+        stats = row["ratios"]["reported"]
         marker = "o" if row["model"] == "stateful_lstm" else "s"
         low, high = stats["mean"] - stats["min"], stats["max"] - stats["mean"]
         ax.errorbar(

@@ -6,17 +6,19 @@ Command (all rows, 3 seeds; resumable: finished ``(row, seed)`` runs are read ba
     python -m experiments.main --config=experiments/configs/forecast_study.py \
         --workdir=runs/forecast_study
 
-A row is the forecast experiment ``forecast.py:sunspots`` (``config.base``) with the overrides
-of its spec, e.g. ``steps_480`` is ``python -m experiments.main
+A row is the forecast experiment ``forecast.py:sunspots`` as it was before this study
+(``config.base``: the stateful LSTM trained for ``train.epochs`` = 15 epochs) with the overrides
+of its spec; e.g. ``steps_480`` at seed 1 is ``python -m experiments.main
 --config=experiments/configs/forecast.py:sunspots --config.models=stateful_lstm
---config.stateful.epochs=96 --config.seed=<seed>`` (its ``shipped`` column).
+--config.stateful.epochs=96 --config.seed=1`` (its ``reported`` column), and ``steps_75`` the
+same with ``--config.stateful.epochs=15``.
 
-Variants (``get_config(arg)``): ``:tiny``, two rows on a short stretch with two seeds, seconds
-(the tests use it). Overrides: ``--config.study.rows=shipped,steps_480 --config.study.seeds=5``.
+Variants (``get_config(arg)``): ``:tiny``, three rows on a short stretch with two seeds, seconds
+(the tests use it). Overrides: ``--config.study.rows=steps_75,steps_480 --config.study.seeds=5``.
 
 Updates per epoch on sunspots (2,114 training inputs): 8 streams x 50 steps: 5; 1 x 50: 42;
 4 x 50: 10; 16 x 50: 2; 8 x 25: 10; 8 x 100: 2; 8 x 200: 1; windows of 50 in batches of 64: 32
-(480 Adam steps in the shipped 15 epochs).
+(480 Adam steps in 15 epochs).
 """
 
 import ml_collections
@@ -24,8 +26,8 @@ import ml_collections
 from experiments.configs import forecast, parse_arg
 
 SPECS = {
-    # the shipped set-ups
-    "shipped": "stateful_lstm:",
+    # the set-ups shipped before this study (base: 15 epochs each)
+    "steps_75": "stateful_lstm:",
     "windowed": "lstm:",
     # the number of updates
     "steps_480": "stateful_lstm: stateful.epochs=96",
@@ -44,6 +46,13 @@ SPECS = {
     "part_200": "stateful_lstm: stateful.timesteps=200 stateful.epochs=480",
     # truncation inside a part (gradient depth 10), at 480 steps
     "trunc_10": "stateful_lstm: stateful.truncation=10 stateful.epochs=96",
+    # the windowed LSTM given the same search (learning rate, updates)
+    "windowed_lr_3e-3": "lstm: train.learning_rate=3e-3",
+    "windowed_lr_1e-2": "lstm: train.learning_rate=1e-2",
+    "windowed_1000steps": "lstm: train.epochs=31",
+    # combinations
+    "lr_3e-3_steps_480": "stateful_lstm: stateful.learning_rate=3e-3 stateful.epochs=96",
+    "lr_1e-2_steps_480": "stateful_lstm: stateful.learning_rate=1e-2 stateful.epochs=96",
 }
 
 
@@ -52,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "forecast_study"
     c.base = forecast.get_config("tiny,sunspots" if words.tiny else "sunspots")
+    c.base.stateful.epochs = c.base.train.epochs  # the set-up before this study: 15 epochs
 
     c.study = ml_collections.ConfigDict()
     c.study.specs = dict(SPECS)
@@ -59,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.study.seeds = 3
     c.study.burn_ins = (0, 50, 264)  # 264: one training stream of 8 x 50 (2,114 / 8)
     if words.tiny:
-        c.study.rows = "shipped,lr_3e-3,windowed"
+        c.study.rows = "steps_75,lr_3e-3,windowed"
         c.study.seeds = 2
         c.study.burn_ins = (0, 20)
     return c

@@ -31,15 +31,15 @@ def tiny_study(tmp_path_factory):
 
 def test_tiny_study_end_to_end(tiny_study):
     config, workdir, results = tiny_study
-    assert list(results["rows"]) == ["shipped", "lr_3e-3", "windowed"]
-    stateful = results["rows"]["shipped"]
-    assert set(stateful["ratios"]) == {"shipped", "burn_in=0", "burn_in=20", "last"}
-    assert set(results["rows"]["windowed"]["ratios"]) == {"shipped", "last"}
+    assert list(results["rows"]) == ["steps_75", "lr_3e-3", "windowed"]
+    stateful = results["rows"]["steps_75"]
+    assert set(stateful["ratios"]) == {"reported", "burn_in=0", "burn_in=20", "last"}
+    assert set(results["rows"]["windowed"]["ratios"]) == {"reported", "last"}
     for name, row in results["rows"].items():
-        assert len(row["per_seed"]["shipped"]) == 2
-        stats = row["ratios"]["shipped"]
+        assert len(row["per_seed"]["reported"]) == 2
+        stats = row["ratios"]["reported"]
         assert stats["min"] <= stats["mean"] <= stats["max"]
-        assert stats["mean"] == pytest.approx(np.mean(row["per_seed"]["shipped"]))
+        assert stats["mean"] == pytest.approx(np.mean(row["per_seed"]["reported"]))
         for seed in range(2):
             record = json.loads((workdir / name / f"seed{seed}.json").read_text())
             assert record["seed"] == seed and record["spec"] == config.study.specs[name]
@@ -49,16 +49,16 @@ def test_tiny_study_end_to_end(tiny_study):
     assert stateful["adam_steps"] == 8 * 2
     assert results["rows"]["windowed"]["adam_steps"] == 10 * 2
     # The learning rate override reached the optimiser: another model than the shipped one.
-    assert results["rows"]["lr_3e-3"]["per_seed"]["shipped"] != stateful["per_seed"]["shipped"]
+    assert results["rows"]["lr_3e-3"]["per_seed"]["reported"] != stateful["per_seed"]["reported"]
     # Seeds differ.
-    assert len(set(stateful["per_seed"]["shipped"])) == 2
+    assert len(set(stateful["per_seed"]["reported"])) == 2
     table = forecast_study.summary(results)
-    assert "| shipped | `stateful_lstm:` | 16 |" in table
+    assert "| steps_75 | `stateful_lstm:` | 16 |" in table
     assert (workdir / "study.png").is_file()
 
 
-def test_tiny_study_shipped_row_is_the_forecast_experiment(tiny_study):
-    """The row ``shipped`` at seed 0 scores what ``forecast.run`` reports for the same config."""
+def test_tiny_study_row_is_the_forecast_experiment(tiny_study):
+    """The row ``steps_75`` at seed 0 scores what ``forecast.run`` reports for the same config."""
     config, _, results = tiny_study
     base = forecast_study.row_config(config.base, "stateful_lstm", {}, seed=0)
     import tempfile
@@ -70,7 +70,7 @@ def test_tiny_study_shipped_row_is_the_forecast_experiment(tiny_study):
     finally:
         jax.config.update("jax_disable_most_optimizations", False)
     ratio = shipped["models"]["stateful_lstm"]["rmse_vs_persistence"]
-    assert results["rows"]["shipped"]["per_seed"]["shipped"][0] == pytest.approx(ratio, rel=1e-5)
+    assert results["rows"]["steps_75"]["per_seed"]["reported"][0] == pytest.approx(ratio, rel=1e-5)
 
 
 def test_tiny_study_resumes_without_training(tiny_study, monkeypatch):
@@ -83,7 +83,7 @@ def test_tiny_study_resumes_without_training(tiny_study, monkeypatch):
     again = forecast_study.run(config, str(workdir))
     assert again["rows"] == results["rows"]
     changed = study_config.get_config("tiny")
-    changed.study.specs["shipped"] = "stateful_lstm: stateful.epochs=3"
+    changed.study.specs["steps_75"] = "stateful_lstm: stateful.epochs=3"
     with pytest.raises(ValueError, match="holds spec 'stateful_lstm:'"):
         forecast_study.run(changed, str(workdir))
 
@@ -117,10 +117,10 @@ def test_every_shipped_spec_parses_and_rows_are_checked():
     assert forecast_study.row_names(config) == list(study_config.SPECS)
     for spec in config.study.specs.values():
         forecast_study.parse_spec(spec, config.base)
-    config.study.rows = "shipped,nonsense"
+    config.study.rows = "steps_75,nonsense"
     with pytest.raises(ValueError, match="no spec for row 'nonsense'"):
         forecast_study.row_names(config)
-    config.study.rows = "shipped,shipped"
+    config.study.rows = "steps_75,steps_75"
     with pytest.raises(ValueError, match="names a row twice"):
         forecast_study.row_names(config)
     with pytest.raises(ValueError, match=r"unknown config variant 'tnyi'; valid: tiny"):
@@ -158,3 +158,20 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(forecast_study, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried >= 2 and failures == 0
+
+
+def test_stateful_epochs_default_to_the_windowed_models_updates():
+    config = forecast_config.get_config("tiny")
+    data = forecast.load(config)
+    data["transform"] = config.data.transform
+    wins = forecast.window_data(data, config.data.window)
+    windowed_per_epoch = len(wins["train"][0]) // config.train.batch_size
+    assert forecast.epochs_of("lstm", config, data, wins) == config.train.epochs
+    assert forecast.epochs_of("stateful_lstm", config, data, wins) == 2  # tiny pins it
+    config.stateful.epochs = 0  # the default: the windowed models' updates, rounded up
+    train, _ = forecast.training_source("stateful_lstm", config, data, wins)
+    per_epoch = train["inputs"].shape[0]
+    epochs = forecast.epochs_of("stateful_lstm", config, data, wins)
+    assert (epochs - 1) * per_epoch < config.train.epochs * windowed_per_epoch <= epochs * per_epoch
+    assert forecast_config.get_config().stateful.epochs == 0
+    assert forecast_config.get_config("sunspots").stateful.epochs == 0
