@@ -205,7 +205,12 @@ def training_source(name, config, data, wins) -> tuple[dict, dict]:
     if name == "stateful_lstm":
         z, splits = data["z"], data["splits"]
         train_z = z[data["first"] : splits["train"].stop]
-        xs, ys = stateful_batches(train_z, config.stateful.batch_size, config.stateful.timesteps)
+        drop = config.stateful.get("drop", "end")
+        if drop not in ("end", "start"):
+            raise ValueError(f"config.stateful.drop must be 'end' or 'start', got {drop!r}")
+        xs, ys = stateful_batches(
+            train_z, config.stateful.batch_size, config.stateful.timesteps, drop=drop
+        )
         eval_steps = config.stateful.get("eval_timesteps", 0) or config.stateful.timesteps
         return {"inputs": xs, "targets": ys}, series_pass(data, "val", eval_steps)
     x, y, _ = wins["train"]

@@ -243,37 +243,50 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "rows": rows,
         "seconds_this_session": round(time.perf_counter() - tick, 1),
     }
-    results["plots"] = [str(_plot(wd, rows))]
+    results["plots"] = [str(_plot(wd, rows, results["ar_ratio"]))]
     wd.write_results(results)
     return results
 
 
-def _plot(wd: Workdir, rows: dict[str, Any]):
-    """Test RMSE / persistence against Adam steps, one point per row (mean, min-max bar)."""
+def _plot(wd: Workdir, rows: dict[str, Any], ar_ratio: float):
+    """Test RMSE / persistence against Adam steps, one point per row (mean, min-max bar over
+    seeds): stateful rows as circles, windowed rows as squares, each named."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k, (name, row) in enumerate(rows.items()):
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for name, row in rows.items():
         stats = row["ratios"]["reported"]
-        marker = "o" if row["model"] == "stateful_lstm" else "s"
+        stateful = row["model"] == "stateful_lstm"
         low, high = stats["mean"] - stats["min"], stats["max"] - stats["mean"]
         ax.errorbar(
             row["adam_steps"],
             stats["mean"],
             yerr=[[low], [high]],
-            fmt=marker,
-            color=f"C{k % 10}",
-            label=name,
-            capsize=3,
+            fmt="o" if stateful else "s",
+            color="C0" if stateful else "C1",
+            capsize=2,
+            ms=4,
         )
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.annotate(
+            name,
+            (row["adam_steps"], stats["mean"]),
+            xytext=(4, 2),
+            textcoords="offset points",
+            fontsize=6,
+            color="C0" if stateful else "C1",
+        )
+    ax.axhline(1.0, color="black", lw=0.8, ls="--", label="persistence")
+    ax.axhline(ar_ratio, color="gray", lw=0.8, ls=":", label=f"linear AR ({ar_ratio:.3f})")
+    ax.plot([], [], "o", color="C0", label="stateful LSTM")
+    ax.plot([], [], "s", color="C1", label="LSTM on shuffled windows")
     ax.set_xscale("log")
     ax.set_xlabel("Adam steps")
-    ax.set_ylabel("test RMSE / persistence (mean, min-max)")
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_ylabel("test RMSE / persistence (mean, min-max over seeds)")
+    ax.set_title("monthly sunspots: stateful vs windowed LSTM, one factor at a time", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     path = wd.path / "study.png"
     fig.savefig(path, dpi=110)

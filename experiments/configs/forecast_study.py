@@ -46,6 +46,11 @@ SPECS = {
     "part_200": "stateful_lstm: stateful.timesteps=200 stateful.epochs=480",
     # truncation inside a part (gradient depth 10), at 480 steps
     "trunc_10": "stateful_lstm: stateful.truncation=10 stateful.epochs=96",
+    # layouts that leave 514 of the 2,114 training months out (16 x 2 x 50, 8 x 2 x 100,
+    # 8 x 1 x 200 = 1,600): drop the oldest instead of the most recent
+    "streams_16_drop_start": "stateful_lstm: stateful.batch_size=16 stateful.epochs=240 stateful.drop=start",
+    "part_100_drop_start": "stateful_lstm: stateful.timesteps=100 stateful.epochs=240 stateful.drop=start",
+    "drop_start_steps_480": "stateful_lstm: stateful.epochs=96 stateful.drop=start",
     # the windowed LSTM given the same search (learning rate, updates)
     "windowed_lr_3e-3": "lstm: train.learning_rate=3e-3",
     "windowed_lr_1e-2": "lstm: train.learning_rate=1e-2",
@@ -53,6 +58,9 @@ SPECS = {
     # combinations
     "lr_3e-3_steps_480": "stateful_lstm: stateful.learning_rate=3e-3 stateful.epochs=96",
     "lr_1e-2_steps_480": "stateful_lstm: stateful.learning_rate=1e-2 stateful.epochs=96",
+    "lr_3e-3_trunc_10_steps_480": (
+        "stateful_lstm: stateful.learning_rate=3e-3 stateful.truncation=10 stateful.epochs=96"
+    ),
 }
 
 
@@ -67,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.study.specs = dict(SPECS)
     c.study.rows = ",".join(SPECS)  # in order; a subset or new specs by override
     c.study.seeds = 3
-    c.study.burn_ins = (0, 50, 264)  # 264: one training stream of 8 x 50 (2,114 / 8)
+    c.study.burn_ins = (0, 50, 264)  # 264 >= a training stream (8 streams: 5 parts of 50 steps)
     if words.tiny:
         c.study.rows = "steps_75,lr_3e-3,windowed"
         c.study.seeds = 2
