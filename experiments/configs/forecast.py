@@ -59,6 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stateful.learning_rate = 0.0  # 0: train.learning_rate
     c.stateful.drop = "end"  # the training months that fill no whole part: dropped at the end
     # (the most recent, next to validation) or at the "start"
+    c.stateful.train_burn_in = 0  # leave the first N steps of every stream out of the loss
     c.stateful.truncation = 0  # k2 of fit (gradient cut every k2 steps inside a part); 0: none
     c.stateful.eval_timesteps = 500  # chunk of the one-stream validation pass (0: timesteps)
 

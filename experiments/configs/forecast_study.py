@@ -51,6 +51,11 @@ SPECS = {
     "streams_16_drop_start": "stateful_lstm: stateful.batch_size=16 stateful.epochs=240 stateful.drop=start",
     "part_100_drop_start": "stateful_lstm: stateful.timesteps=100 stateful.epochs=240 stateful.drop=start",
     "drop_start_steps_480": "stateful_lstm: stateful.epochs=96 stateful.drop=start",
+    # the cold start of every training stream left out of the loss (the first 20 months)
+    "train_burn_in_20": "stateful_lstm: stateful.epochs=96 stateful.train_burn_in=20",
+    "train_burn_in_20_drop_start": (
+        "stateful_lstm: stateful.epochs=96 stateful.train_burn_in=20 stateful.drop=start"
+    ),
     # the windowed LSTM given the same search (learning rate, updates)
     "windowed_lr_3e-3": "lstm: train.learning_rate=3e-3",
     "windowed_lr_1e-2": "lstm: train.learning_rate=1e-2",

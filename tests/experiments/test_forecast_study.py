@@ -175,3 +175,21 @@ def test_stateful_epochs_default_to_the_windowed_models_updates():
     assert (epochs - 1) * per_epoch < config.train.epochs * windowed_per_epoch <= epochs * per_epoch
     assert forecast_config.get_config().stateful.epochs == 0
     assert forecast_config.get_config("sunspots").stateful.epochs == 0
+
+
+def test_train_burn_in_masks_the_first_steps_of_every_stream():
+    config = forecast_config.get_config("tiny")  # 4 streams x 20 steps
+    data = forecast.load(config)
+    data["transform"] = config.data.transform
+    wins = forecast.window_data(data, config.data.window)
+    plain, _ = forecast.training_source("stateful_lstm", config, data, wins)
+    assert "mask" not in plain
+    config.stateful.train_burn_in = 25  # all of the first part, 5 steps of the second
+    train, _ = forecast.training_source("stateful_lstm", config, data, wins)
+    mask = train["mask"]
+    assert mask.shape == train["inputs"].shape[:3]
+    assert (mask[0] == 0).all() and (mask[1, :, :5] == 0).all()
+    assert (mask[1, :, 5:] == 1).all() and (mask[2:] == 1).all()
+    config.stateful.drop = "middle"
+    with pytest.raises(ValueError, match="stateful.drop must be 'end' or 'start'"):
+        forecast.training_source("stateful_lstm", config, data, wins)
