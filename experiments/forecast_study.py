@@ -249,44 +249,30 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 def _plot(wd: Workdir, rows: dict[str, Any], ar_ratio: float):
-    """Test RMSE / persistence against Adam steps, one point per row (mean, min-max bar over
-    seeds): stateful rows as circles, windowed rows as squares, each named."""
+    """One line per row (top to bottom in order): every seed's test RMSE / persistence as a dot,
+    their mean as a bar; stateful rows blue, windowed rows orange; Adam steps in the label."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.6))
-    for name, row in rows.items():
-        stats = row["ratios"]["reported"]
-        stateful = row["model"] == "stateful_lstm"
-        low, high = stats["mean"] - stats["min"], stats["max"] - stats["mean"]
-        ax.errorbar(
-            row["adam_steps"],
-            stats["mean"],
-            yerr=[[low], [high]],
-            fmt="o" if stateful else "s",
-            color="C0" if stateful else "C1",
-            capsize=2,
-            ms=4,
-        )
-        ax.annotate(
-            name,
-            (row["adam_steps"], stats["mean"]),
-            xytext=(4, 2),
-            textcoords="offset points",
-            fontsize=6,
-            color="C0" if stateful else "C1",
-        )
-    ax.axhline(1.0, color="black", lw=0.8, ls="--", label="persistence")
-    ax.axhline(ar_ratio, color="gray", lw=0.8, ls=":", label=f"linear AR ({ar_ratio:.3f})")
-    ax.plot([], [], "o", color="C0", label="stateful LSTM")
-    ax.plot([], [], "s", color="C1", label="LSTM on shuffled windows")
-    ax.set_xscale("log")
-    ax.set_xlabel("Adam steps")
-    ax.set_ylabel("test RMSE / persistence (mean, min-max over seeds)")
+    fig, ax = plt.subplots(figsize=(8, 0.26 * len(rows) + 1.2))
+    for y, row in enumerate(rows.values()):
+        color = "C0" if row["model"] == "stateful_lstm" else "C1"
+        seeds = row["per_seed"]["reported"]
+        ax.plot(seeds, [y] * len(seeds), "o", color=color, ms=3, alpha=0.7)
+        ax.plot([np.mean(seeds)] * 2, [y - 0.35, y + 0.35], color=color, lw=2)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{n} ({r['adam_steps']} steps)" for n, r in rows.items()], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="black", lw=0.8, ls="--", label="persistence")
+    ax.axvline(ar_ratio, color="gray", lw=0.8, ls=":", label=f"linear AR ({ar_ratio:.3f})")
+    ax.plot([], [], "o", color="C0", label="stateful LSTM (dots: seeds, bar: mean)")
+    ax.plot([], [], "o", color="C1", label="LSTM on shuffled windows")
+    ax.set_xlabel("test RMSE / persistence RMSE")
     ax.set_title("monthly sunspots: stateful vs windowed LSTM, one factor at a time", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", lw=0.3)
     fig.tight_layout()
     path = wd.path / "study.png"
     fig.savefig(path, dpi=110)
