@@ -56,7 +56,8 @@ def parse_spec(spec: str, base: ml_collections.ConfigDict) -> tuple[str, dict[st
     model = model.strip()
     if model not in forecast.MODEL_LABELS:
         raise ValueError(
-            f"row spec {spec!r}: unknown model {model!r}; choose from {sorted(forecast.MODEL_LABELS)}"
+            f"row spec {spec!r}: unknown model {model!r}; "
+            f"choose from {sorted(forecast.MODEL_LABELS)}"
         )
     overrides: dict[str, Any] = {}
     for item in rest.split():
