@@ -21,7 +21,7 @@ from typing import Any
 import ml_collections
 from tqdm.auto import tqdm
 
-from experiments import plots
+from experiments import plots, transfer_study
 from experiments.workdir import Workdir
 from seqjax import transfer
 from seqjax.data.digits import digits_transfer_data
@@ -57,7 +57,10 @@ def _imagenet_backbone(config, tc) -> Any:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Pretrain (or restore) the backbone, transfer, fine-tune, test once; returns the results."""
+    """Pretrain (or restore) the backbone, transfer, fine-tune, test once; returns the results.
+    With ``config.study.enabled`` (``transfer.py:study``): the label-budget study instead."""
+    if config.study.enabled:
+        return transfer_study.run(config, workdir, log=tqdm.write)
     wd = Workdir(workdir)
     wd.write_config(config)
     tick = time.perf_counter()
@@ -145,7 +148,9 @@ def _last(history: list[dict[str, float]], key: str) -> float | None:
 
 
 def summary(results: dict[str, Any]) -> str:
-    """A Markdown table of the phases."""
+    """A Markdown table of the phases (or of the study)."""
+    if results.get("study"):
+        return transfer_study.summary(results)
     head, ft = results["head"], results["finetune"]
     lines = [
         "| phase | trainable params | frozen params | val accuracy |",

@@ -21,7 +21,7 @@ from experiments.configs import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    words = parse_arg(arg, tiny=False)  # unknown words raise
+    words = parse_arg(arg, tiny=False, study=False)  # unknown words raise
     c = ml_collections.ConfigDict()
     c.experiment = "transfer"
     c.seed = 0
@@ -46,6 +46,44 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.transfer.finetune_lr = 1e-5
     c.transfer.finetune_blocks = 4
 
+    c.study = ml_collections.ConfigDict()
+    c.study.enabled = words.study  # the label-budget study (experiments/transfer_study.py)
+    s = c.study
+    s.data_seed = 0  # the splits below: the same in every cell
+    s.source_heldout_per_class = 40  # real digits 0-4, never trained on: the source's score
+    s.source_val_per_class = 20
+    s.source_train_per_class = 0  # 0: all the rest (~120 per class)
+    s.test_per_class = 80  # the target test split (digits 5-9): 400 images
+    s.pool_per_class = 0  # 0: all the rest (94-102 per class) is the labelled pool
+    s.bn_momentum = 0.9
+    # The source model: augmented batches, AdamW with a warm-up cosine schedule.
+    s.source_seed = 0
+    s.source_steps = 1500
+    s.source_eval_every = 100
+    s.source_lr = 2e-3
+    s.source_warmup = 100
+    s.source_weight_decay = 1e-4
+    s.augment = ml_collections.ConfigDict(
+        dict(max_shift=3.0, max_rotation=15.0, scale=(0.85, 1.1), max_shear=0.2, noise=0.05)
+    )
+    # The cells: labels per class (0: the whole pool), the step budget of each, seeds, grids.
+    s.budgets = (5, 20, 50, 0)
+    s.steps = (80, 120, 160, 240)  # per budget, the same for every method
+    s.evals = 4  # validation passes per fit
+    s.seeds = 3
+    s.lrs = ml_collections.ConfigDict(
+        dict(
+            scratch=(1e-3, 3e-3),
+            probe=(3e-3, 1e-2),
+            head=(1e-3, 3e-3),
+            finetune=(1e-5, 1e-4),
+        )
+    )
+    s.report_lrs = (1e-5,)  # fine-tuning runs scored on the test split even when not selected
+    s.finetune_blocks = 19  # all of MobileNetV2's units (BLOCKS); BatchNorm in inference mode
+    s.finetune_steps = 0.5  # fraction of the budget's steps, after the selected head
+    s.max_minutes = 0.0  # >0: stop before the next cell after this long (run again to go on)
+
     if words.tiny:  # the smallest MobileNetV2 run: 16 training images, two steps an epoch
         c.data.image_size = 32
         c.data.limit = 24
@@ -54,4 +92,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.transfer.pretrain_epochs = 1
         c.transfer.head_epochs = 1
         c.transfer.finetune_epochs = 1
+        s.source_heldout_per_class = 2
+        s.source_val_per_class = 2
+        s.source_train_per_class = 4
+        s.test_per_class = 2
+        s.pool_per_class = 6
+        s.source_steps = 4
+        s.source_eval_every = 2
+        s.source_warmup = 1
+        s.budgets = (2, 0)
+        s.steps = (4, 4)
+        s.evals = 2
+        s.seeds = 2
+        s.lrs = ml_collections.ConfigDict(
+            dict(scratch=(1e-3,), probe=(1e-2, 1e-3), head=(1e-3,), finetune=(1e-5,))
+        )
     return c
