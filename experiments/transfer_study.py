@@ -70,38 +70,35 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 def study_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The source task's train/val/held-out splits and the target task's test split and pool.
+    """The source task's train/val/held-out splits and the target task's test split and pool,
+    each ``(images, labels)``, plus ``"index"``: each split's indices into scikit-learn's digits.
 
     All from scikit-learn's real digits, cut per class with ``config.study.data_seed`` (fixed
     across the study's seeds): the source held-out split and the target test split are the same
-    images in every cell.
+    images in every cell. Labels are ``0..4`` for digits 0-4 (source) and 5-9 (target).
     """
     s = config.study
     images, labels = load_digit_images(config.data.image_size)
-    out: dict[str, Any] = {}
-    for task, classes in (("source", range(5)), ("target", range(5, 10))):
-        keep = np.flatnonzero(np.isin(labels, list(classes)))
-        x, y = images[keep], (labels[keep] - min(classes)).astype(np.int32)
-        if task == "source":
-            held, val, train = per_class_split(
-                y,
-                [
-                    s.source_heldout_per_class,
-                    s.source_val_per_class,
-                    s.source_train_per_class or None,
-                ],
-                seed=[s.data_seed, 0],
-            )
-            out["source"] = {
-                "train": (x[train], y[train]),
-                "val": (x[val], y[val]),
-                "heldout": (x[held], y[held]),
-            }
-        else:
-            test, pool = per_class_split(
-                y, [s.test_per_class, s.pool_per_class or None], seed=[s.data_seed, 1]
-            )
-            out["target"] = {"test": (x[test], y[test]), "pool": (x[pool], y[pool])}
+    source = np.flatnonzero(labels < 5)
+    target = np.flatnonzero(labels >= 5)
+    held, val, train = per_class_split(
+        labels[source],
+        [s.source_heldout_per_class, s.source_val_per_class, s.source_train_per_class or None],
+        seed=[s.data_seed, 0],
+    )
+    test, pool = per_class_split(
+        labels[target], [s.test_per_class, s.pool_per_class or None], seed=[s.data_seed, 1]
+    )
+    index = {
+        "source": {"train": source[train], "val": source[val], "heldout": source[held]},
+        "target": {"test": target[test], "pool": target[pool]},
+    }
+    out: dict[str, Any] = {"index": index}
+    for task, parts in index.items():
+        shift = 0 if task == "source" else 5
+        out[task] = {
+            name: (images[i], (labels[i] - shift).astype(np.int32)) for name, i in parts.items()
+        }
     return out
 
 
@@ -113,13 +110,21 @@ def val_per_class(k: int, pool_labels: np.ndarray) -> int:
     return max(1, round(k / 5))
 
 
+def budget_indices(pool_labels: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` indices into the pool: ``k`` labelled images per class (0: all of
+    them), of which ``val_per_class(k)`` per class validate; disjoint, a pure function of
+    ``(seed, k)``."""
+    v = val_per_class(k, pool_labels)
+    val, train = per_class_split(pool_labels, [v, None if k == 0 else k - v], seed=[seed, k, 2])
+    return train, val
+
+
 def label_budget(pool: Split, k: int, seed: int) -> tuple[Split, Split, dict[str, int]]:
-    """``k`` labelled images per class from the pool (0: all of it), cut into training and
-    validation per class; returns ``(train, val, sizes)``."""
+    """The training and validation splits of :func:`budget_indices`, and their sizes."""
     x, y = pool
-    v = val_per_class(k, y)
-    val, train = per_class_split(y, [v, None if k == 0 else k - v], seed=[seed, k, 2])
-    sizes = {"train": len(train), "val": len(val), "per_class": k or int(len(y) / (y.max() + 1))}
+    train, val = budget_indices(y, k, seed)
+    per_class = k or round(len(y) / (int(y.max()) + 1))
+    sizes = {"train": len(train), "val": len(val), "per_class": per_class}
     return (x[train], y[train]), (x[val], y[val]), sizes
 
 

@@ -103,7 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         s.budgets = (2, 0)
         s.steps = (4, 4)
         s.evals = 2
-        s.seeds = 2
+        s.seeds = 1
         s.lrs = ml_collections.ConfigDict(
             dict(scratch=(1e-3,), probe=(1e-2, 1e-3), head=(1e-3,), finetune=(1e-5,))
         )
