@@ -55,7 +55,11 @@ from seqjax.transfer import mask_params
 matplotlib.use("Agg")
 
 METHODS = ("scratch", "probe", "head", "finetune")
+#: A control, on with ``study.controls``: the linear probe on a randomly initialised frozen
+#: backbone (are the pretrained features better than random ones?).
+CONTROLS = ("random_probe",)
 LABELS = {
+    "random_probe": "linear probe, random frozen backbone",
     "scratch": "from scratch",
     "probe": "linear probe (frozen)",
     "head": "frozen backbone + new head",
@@ -168,7 +172,7 @@ def _backbone(config: ml_collections.ConfigDict) -> MobileNetV2:
 
 
 def _classifier(config: ml_collections.ConfigDict, method: str) -> BackboneClassifier:
-    dropout = 0.0 if method == "probe" else config.transfer.dropout
+    dropout = 0.0 if method in ("probe", "random_probe") else config.transfer.dropout
     mode = "train" if method in ("scratch", "source") else "inference"
     return _module(config.transfer.alpha, config.study.bn_momentum, dropout, mode)
 
@@ -277,6 +281,8 @@ def _start(config, method: str, backbone: dict, example: np.ndarray, seed: int):
     model = _classifier(config, method)
     if method == "scratch":
         return model, keras_style_init(model, jnp.asarray(example), seed=seed), None
+    if method == "random_probe":  # Keras' initial values: BatchNorm mean 0, variance 1
+        backbone = keras_style_init(model.backbone, jnp.asarray(example), seed=seed + 1000)
     features = jax.eval_shape(model.backbone.apply, backbone, jnp.asarray(example))
     head = keras_style_init(model.head, features, seed=seed)
     variables = {
@@ -445,7 +451,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
             splits = {"train": train, "val": val, "test": test}
             directory = cells_dir / f"k{k}" / f"seed{seed}"
             head_state = None
-            for method in METHODS:
+            for method in methods(config):
                 path = directory / f"{method}.json"
                 if path.exists():
                     continue
@@ -508,6 +514,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
     return results
 
 
+def methods(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The methods of each cell, in training order: :data:`METHODS`, then the controls."""
+    unknown = set(config.study.controls) - set(CONTROLS)
+    if unknown:
+        raise ValueError(f"unknown study.controls {sorted(unknown)}; known: {CONTROLS}")
+    return METHODS + tuple(c for c in CONTROLS if c in config.study.controls)
+
+
 def _spread(values: list[float]) -> dict[str, Any]:
     a = np.asarray(values, np.float64)
     return {
@@ -525,7 +539,7 @@ def table(cells: list[dict], budgets) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for k in budgets:
         row = {}
-        for method in METHODS:
+        for method in METHODS + CONTROLS:
             mine = [c for c in cells if c["k"] == k and c["method"] == method]
             if mine:
                 row[method] = _spread([c["test_accuracy"] for c in mine])
@@ -556,7 +570,7 @@ def plot(path: Path, results: dict, budgets) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.4))
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(METHODS + CONTROLS):
         points = [
             (row[method]["per_class"], row[method])
             for row in results["table"].values()
@@ -567,7 +581,8 @@ def plot(path: Path, results: dict, budgets) -> Path:
         points.sort(key=lambda p: p[0])
         x = np.array([p[0] for p in points], float)
         mean = np.array([p[1]["mean"] for p in points])
-        ax.plot(x, mean, "o-", color=f"C{i}", label=LABELS[method])
+        style = "o--" if method in CONTROLS else "o-"
+        ax.plot(x, mean, style, color=f"C{i}", label=LABELS[method])
         ax.fill_between(
             x,
             [p[1]["min"] for p in points],
@@ -596,16 +611,17 @@ def plot(path: Path, results: dict, budgets) -> Path:
 def summary(results: dict) -> str:
     """Markdown: the source model and the budget x method table of test accuracy."""
     src = results["source"]
+    shown = [m for m in METHODS + CONTROLS if any(m in row for row in results["table"].values())]
     lines = [
         f"Source: held-out accuracy {src['heldout_accuracy']:.4f} on {src['heldout_images']} "
         f"real digits 0-4 never trained on (validation {src['val_accuracy']:.4f}).",
         "",
-        "| labels per class | " + " | ".join(LABELS[m] for m in METHODS) + " |",
-        "|---|" + "---|" * len(METHODS),
+        "| labels per class | " + " | ".join(LABELS[m] for m in shown) + " |",
+        "|---|" + "---|" * len(shown),
     ]
     for k, row in results["table"].items():
         cells = []
-        for method in METHODS:
+        for method in shown:
             e = row.get(method)
             cells.append("-" if e is None else f"{e['mean']:.3f} ± {e['std']:.3f} (n={e['n']})")
         name = "all (" + str(next(iter(row.values()))["per_class"]) + ")" if k == "0" else k

@@ -77,10 +77,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             probe=(3e-3, 1e-2),
             head=(1e-3, 3e-3),
             finetune=(1e-5, 1e-4),
+            random_probe=(3e-3, 1e-2),  # the control: the probe's grid
         )
     )
     s.report_lrs = (1e-5,)  # fine-tuning runs scored on the test split even when not selected
     s.finetune_blocks = 19  # all of MobileNetV2's units (BLOCKS); BatchNorm in inference mode
+    s.controls = ()  # ("random_probe",): also a linear probe on a random frozen backbone
     s.finetune_steps = 0.5  # fraction of the budget's steps, after the selected head
     s.max_minutes = 0.0  # >0: stop before the next cell after this long (run again to go on)
 
@@ -104,7 +106,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         s.steps = (4, 4)
         s.evals = 2
         s.seeds = 1
+        s.controls = ("random_probe",)
         s.lrs = ml_collections.ConfigDict(
-            dict(scratch=(1e-3,), probe=(1e-2, 1e-3), head=(1e-3,), finetune=(1e-5,))
+            dict(
+                scratch=(1e-3,),
+                probe=(1e-2, 1e-3),
+                head=(1e-3,),
+                finetune=(1e-5,),
+                random_probe=(1e-2,),
+            )
         )
     return c

@@ -43,10 +43,10 @@ def test_tiny_study_end_to_end(tiny):
     assert (workdir / "results.json").is_file() and (workdir / "transfer_study.png").is_file()
     assert set(results["table"]) == {"2", "0"}
     for row in results["table"].values():
-        assert set(row) == set(transfer_study.METHODS)
+        assert set(row) == {*transfer_study.METHODS, "random_probe"}
         for entry in row.values():
             assert entry["n"] == config.study.seeds and 0.0 <= entry["mean"] <= 1.0
-    assert len(results["cells"]) == 2 * 4 * config.study.seeds
+    assert len(results["cells"]) == 2 * 5 * config.study.seeds
     for cell in results["cells"]:
         grid = config.study.lrs[cell["method"]]
         assert set(cell["runs"]) == {f"{lr:g}" for lr in grid}
@@ -59,7 +59,7 @@ def test_tiny_study_end_to_end(tiny):
             )
         )
         assert len(workdirs) == len(grid)
-        if cell["method"] in ("probe", "head"):
+        if cell["method"] in ("probe", "head", "random_probe"):
             assert all(
                 r["frozen_unchanged"] and r["batch_stats_unchanged"] for r in cell["runs"].values()
             )
@@ -184,11 +184,27 @@ def test_resume_skips_finished_cells_and_max_minutes_stops(tiny, monkeypatch):
 
         more.study.max_minutes = 0.0
         done = transfer.run(more, str(workdir))
-    assert done["complete"] and done["cells_trained_this_session"] == 8
+    assert done["complete"] and done["cells_trained_this_session"] == 10
     assert {c["seed"] for c in done["cells"]} == {0, 1}
     assert all("seed1" in path for path, _ in calls)  # seed 0's cells never trained again
     assert {p: p.read_text() for p in before} == before
     assert all(entry["n"] == 2 for row in done["table"].values() for entry in row.values())
+
+
+def test_the_random_probe_control_starts_from_a_random_backbone(tiny):
+    config, workdir, results = tiny
+    data = transfer_study.study_data(config)
+    backbone, _ = transfer_study.train_source(config, data, Workdir(workdir), log=lambda _: None)
+    example = data["target"]["pool"][0][:1]
+    _, variables, frozen = transfer_study._start(config, "random_probe", backbone, example, 0)
+    kernel = variables["params"]["backbone"]["Conv_1"]["kernel"]
+    assert not np.array_equal(kernel, backbone["params"]["Conv_1"]["kernel"])
+    assert float(variables["batch_stats"]["backbone"]["Conv_1_bn"]["var"].min()) == 1.0
+    assert all(jax.tree.leaves(frozen["backbone"])) and not any(jax.tree.leaves(frozen["head"]))
+    bad = transfer_config.get_config("study,tiny")
+    bad.study.controls = ("random_head",)
+    with pytest.raises(ValueError, match="unknown study.controls"):
+        transfer_study.methods(bad)
 
 
 def test_study_variant_parsing_is_strict():
