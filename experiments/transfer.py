@@ -8,6 +8,10 @@ blocks unfrozen and fine-tuned at a tiny learning rate with BatchNorm in inferen
 target test split is scored once. For comparison, the same network trained from scratch on the
 target task alone (``scratch_epochs``; 0 turns it off).
 
+``transfer.py:study`` runs the label-budget study instead (:mod:`experiments.transfer_study`):
+a stronger source model (augmented digits 0-4), then from scratch, linear probe, frozen backbone
++ new head and fine-tuned at 5, 20, 50 and all labelled images per class, several seeds.
+
 This module is a thin config over ``seqjax.transfer``; every phase is one ``seqjax.train.fit``
 with its own workdir (``pretrain/``, ``head/``, ``finetune/``, ``scratch/``: checkpoints,
 ``metrics.jsonl``), so a second run resumes or skips the finished phases.

@@ -276,6 +276,49 @@ def train_source(config, data, wd: Workdir, log: Callable[[str], None]) -> tuple
     return backbone, info
 
 
+def feature_diagnostics(config, backbone: dict, images: np.ndarray) -> dict[str, float]:
+    """How much of the backbone's pooled feature space ``images`` use: channels active
+    (non-zero) on any image, the total variance (trace of the features' covariance), and the
+    participation ratio ``(sum l)^2 / sum l^2`` of its eigenvalues ``l`` (an effective number
+    of dimensions, independent of scale)."""
+    apply = _jitted_apply(_backbone(config))
+    feats = np.concatenate(
+        [
+            np.asarray(jnp.mean(apply(backbone, jnp.asarray(images[i : i + EVAL_BATCH])), (1, 2)))
+            for i in range(0, len(images), EVAL_BATCH)
+        ]
+    ).astype(np.float64)
+    return {
+        "channels": int(feats.shape[1]),
+        "active_channels": int((feats.max(0) > 0).sum()),
+        **spectrum(feats),
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def _jitted_apply(module: MobileNetV2) -> Callable:
+    return jax.jit(module.apply)
+
+
+def spectrum(features: np.ndarray) -> dict[str, float]:
+    """``total_variance`` (trace of the covariance of ``features`` ``(N, F)``) and
+    ``participation_ratio`` ``(sum l)^2 / sum l^2`` of the covariance's eigenvalues ``l``
+    (``k`` for ``k`` equal, independent directions; 0 for constant features).
+
+    >>> x = np.random.default_rng(0).normal(size=(20000, 6)) * [1, 1, 1, 0, 0, 0]
+    >>> round(spectrum(x)["participation_ratio"], 1)
+    3.0
+    """
+    eig = np.clip(
+        np.linalg.eigvalsh(np.cov(np.asarray(features, np.float64), rowvar=False)), 0, None
+    )
+    squares = float((eig**2).sum())
+    return {
+        "total_variance": float(eig.sum()),
+        "participation_ratio": float(eig.sum() ** 2 / squares) if squares > 0 else 0.0,
+    }
+
+
 def _start(config, method: str, backbone: dict, example: np.ndarray, seed: int):
     """Model, initial variables and frozen mask of a method (``finetune`` starts elsewhere)."""
     model = _classifier(config, method)
@@ -445,8 +488,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
     cells_dir = wd.path / "cells"
     trained = 0
     complete = True
-    for seed in range(s.seeds):
+    seeds = seeds_per_budget(config)
+    for seed in range(max(seeds.values())):
         for k in s.budgets:
+            if seed >= seeds[k]:
+                continue
             train, val, sizes = label_budget(data["target"]["pool"], k, seed)
             splits = {"train": train, "val": val, "test": test}
             directory = cells_dir / f"k{k}" / f"seed{seed}"
@@ -496,6 +542,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
             break
 
     cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("k*/seed*/*.json"))]
+    example = data["source"]["train"][0][:1]
+    random = keras_style_init(_backbone(config), jnp.asarray(example), seed=s.source_seed + 1000)
+    features = {  # on training images only (source train, target pool): never the test split
+        f"{name}, {task}": feature_diagnostics(config, weights, data[task][part][0])
+        for name, weights in (("pretrained", backbone), ("random", random))
+        for task, part in (("source", "train"), ("target", "pool"))
+    }
     results = {
         "study": True,
         "complete": complete,
@@ -504,6 +557,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
         "pool_images": len(data["target"]["pool"][1]),
         "table": table(cells, s.budgets),
         "finetune_1e-5": finetune_gain(cells),
+        "features": features,
         "cells": cells,
         "cells_trained_this_session": trained,
         "seconds_this_session": round(time.perf_counter() - tick, 1),
@@ -512,6 +566,19 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str], No
         results["plots"] = [str(plot(wd.path / "transfer_study.png", results, s.budgets))]
     wd.write_results(results)
     return results
+
+
+def seeds_per_budget(config: ml_collections.ConfigDict) -> dict[int, int]:
+    """Seeds of each budget: ``study.seeds``, or ``study.seeds_by_budget`` (one per budget)."""
+    s = config.study
+    if not s.seeds_by_budget:
+        return {k: int(s.seeds) for k in s.budgets}
+    if len(s.seeds_by_budget) != len(s.budgets):
+        raise ValueError(
+            f"study.seeds_by_budget needs one count per budget {tuple(s.budgets)}; got "
+            f"{tuple(s.seeds_by_budget)}"
+        )
+    return {k: int(n) for k, n in zip(s.budgets, s.seeds_by_budget, strict=True)}
 
 
 def methods(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -635,6 +702,12 @@ def summary(results: dict) -> str:
                 for k, g in gain.items()
             )
         )
+    if "features" in results:
+        lines.append("\nPooled features (active channels of the total, participation ratio):")
+        for name, f in results["features"].items():
+            lines.append(
+                f"- {name}: {f['active_channels']}/{f['channels']}, {f['participation_ratio']:.1f}"
+            )
     lines.append(
         f"\nTest split: {results['target_test_images']} images; complete: {results['complete']}."
     )

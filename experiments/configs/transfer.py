@@ -71,6 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     s.steps = (80, 120, 160, 240)  # per budget, the same for every method
     s.evals = 4  # validation passes per fit
     s.seeds = 3
+    s.seeds_by_budget = ()  # one count per budget instead, e.g. (5, 5, 3, 3)
     s.lrs = ml_collections.ConfigDict(
         dict(
             scratch=(1e-3, 3e-3),

@@ -177,7 +177,7 @@ def test_resume_skips_finished_cells_and_max_minutes_stops(tiny, monkeypatch):
         assert again["table"] == first["table"]
 
         more = transfer_config.get_config("study,tiny")
-        more.study.seeds = 2
+        more.study.seeds_by_budget = (2, 2)  # budgets (2, 0): one more seed each
         more.study.max_minutes = 1e-9  # past already: stops before its first cell
         stopped = transfer.run(more, str(workdir))
         assert not stopped["complete"] and stopped["cells_trained_this_session"] == 0
@@ -202,9 +202,31 @@ def test_the_random_probe_control_starts_from_a_random_backbone(tiny):
     assert float(variables["batch_stats"]["backbone"]["Conv_1_bn"]["var"].min()) == 1.0
     assert all(jax.tree.leaves(frozen["backbone"])) and not any(jax.tree.leaves(frozen["head"]))
     bad = transfer_config.get_config("study,tiny")
+    bad.study.seeds_by_budget = (3,)
+    with pytest.raises(ValueError, match="one count per budget"):
+        transfer_study.seeds_per_budget(bad)
+    bad.study.seeds_by_budget = (3, 1)
+    assert transfer_study.seeds_per_budget(bad) == {2: 3, 0: 1}
     bad.study.controls = ("random_head",)
     with pytest.raises(ValueError, match="unknown study.controls"):
         transfer_study.methods(bad)
+
+
+def test_feature_spectrum_and_diagnostics(tiny):
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(8, 8)))[0][:, :4]  # 4 orthonormal directions
+    features = rng.normal(size=(50000, 4)) * [3.0, 3.0, 3.0, 3.0] @ basis.T + 5.0
+    got = transfer_study.spectrum(features)
+    assert got["participation_ratio"] == pytest.approx(4.0, rel=0.02)
+    assert got["total_variance"] == pytest.approx(36.0, rel=0.02)
+    assert transfer_study.spectrum(np.ones((10, 3)))["participation_ratio"] == 0.0
+    _, _, results = tiny
+    assert set(results["features"]) == {
+        f"{w}, {t}" for w in ("pretrained", "random") for t in ("source", "target")
+    }
+    for entry in results["features"].values():
+        assert 0 <= entry["active_channels"] <= entry["channels"] == 1280
+        assert 0.0 <= entry["participation_ratio"] <= 1280
 
 
 def test_study_variant_parsing_is_strict():
