@@ -659,6 +659,12 @@ def plot(path: Path, results: dict, budgets) -> Path:
         )
     ax.axhline(0.2, color="gray", ls=":", lw=1, label="chance")
     ax.set_xscale("log")
+    ticks = {
+        row_k: next(iter(row.values()))["per_class"] for row_k, row in results["table"].items()
+    }
+    ax.set_xticks(list(ticks.values()))
+    ax.set_xticklabels([f"all ({v})" if k == "0" else str(v) for k, v in ticks.items()])
+    ax.minorticks_off()
     ax.set_xlabel("labelled images per class (target digits 5-9; 'all' = the whole pool)")
     ax.set_ylabel(f"test accuracy ({results['target_test_images']} images)")
     ax.set_ylim(0, 1.01)
