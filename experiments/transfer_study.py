@@ -709,10 +709,14 @@ def summary(results: dict) -> str:
             )
         )
     if "features" in results:
-        lines.append("\nPooled features (active channels of the total, participation ratio):")
+        lines.append(
+            "\nPooled features on training images (active channels of the total, total "
+            "variance, participation ratio):"
+        )
         for name, f in results["features"].items():
             lines.append(
-                f"- {name}: {f['active_channels']}/{f['channels']}, {f['participation_ratio']:.1f}"
+                f"- {name}: {f['active_channels']}/{f['channels']}, {f['total_variance']:.3g}, "
+                f"{f['participation_ratio']:.1f}"
             )
     lines.append(
         f"\nTest split: {results['target_test_images']} images; complete: {results['complete']}."
