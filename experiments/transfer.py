@@ -8,6 +8,10 @@ blocks unfrozen and fine-tuned at a tiny learning rate with BatchNorm in inferen
 target test split is scored once. For comparison, the same network trained from scratch on the
 target task alone (``scratch_epochs``; 0 turns it off).
 
+``transfer.py:study`` runs the label-budget study instead (:mod:`experiments.transfer_study`):
+a stronger source model (augmented digits 0-4), then from scratch, linear probe, frozen backbone
++ new head and fine-tuned at 5, 20, 50 and all labelled images per class, several seeds.
+
 This module is a thin config over ``seqjax.transfer``; every phase is one ``seqjax.train.fit``
 with its own workdir (``pretrain/``, ``head/``, ``finetune/``, ``scratch/``: checkpoints,
 ``metrics.jsonl``), so a second run resumes or skips the finished phases.
@@ -21,7 +25,7 @@ from typing import Any
 import ml_collections
 from tqdm.auto import tqdm
 
-from experiments import plots
+from experiments import plots, transfer_study
 from experiments.workdir import Workdir
 from seqjax import transfer
 from seqjax.data.digits import digits_transfer_data
@@ -57,7 +61,10 @@ def _imagenet_backbone(config, tc) -> Any:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Pretrain (or restore) the backbone, transfer, fine-tune, test once; returns the results."""
+    """Pretrain (or restore) the backbone, transfer, fine-tune, test once; returns the results.
+    With ``config.study.enabled`` (``transfer.py:study``): the label-budget study instead."""
+    if config.study.enabled:
+        return transfer_study.run(config, workdir, log=tqdm.write)
     wd = Workdir(workdir)
     wd.write_config(config)
     tick = time.perf_counter()
@@ -145,7 +152,9 @@ def _last(history: list[dict[str, float]], key: str) -> float | None:
 
 
 def summary(results: dict[str, Any]) -> str:
-    """A Markdown table of the phases."""
+    """A Markdown table of the phases (or of the study)."""
+    if results.get("study"):
+        return transfer_study.summary(results)
     head, ft = results["head"], results["finetune"]
     lines = [
         "| phase | trainable params | frozen params | val accuracy |",
