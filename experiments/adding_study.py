@@ -266,6 +266,11 @@ def _sessions(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
 
 
+def _now() -> float:
+    """The wall clock the deadline is checked against (a seam for the tests)."""
+    return time.time()
+
+
 class OutOfTime(Exception):
     """The study's ``max_minutes`` ran out (between two chunks)."""
 
@@ -304,7 +309,7 @@ def run_cell(
     try:
         while True:
             done = _latest_step(path)
-            if deadline is not None and time.time() >= deadline:
+            if deadline is not None and _now() >= deadline:
                 raise OutOfTime(f"{path}: at step {done} of {budget}")
             target = min(budget, done + config.train.chunk_steps)
             tick = time.perf_counter()
@@ -442,24 +447,48 @@ def best_setting(
     return model, lr
 
 
+def _val_solved(config: ml_collections.ConfigDict, root: Path, cell: Cell) -> float:
+    """A finished cell's final validation fraction solved (0.0 when not finished)."""
+    file = cell.path(root, config.train.learning_rate) / "cell.json"
+    if not file.exists():
+        return 0.0
+    return (json.loads(file.read_text()).get("val_final") or {}).get("solved") or 0.0
+
+
 def plan(config: ml_collections.ConfigDict, root: Path) -> list[Cell]:
-    """Every cell of the study in priority order (the best settings once the search is done)."""
+    """Every cell of the study in priority order (the best settings once the search is done):
+    seed 0 of the grid at every T; the search; the other seeds at the search's T (grid and best
+    settings: cheap); the best settings at the longer T, seed 0, then the other seeds T by T.
+    A best setting is run at a longer T only if it solved ``search.min_solved_to_extend`` of the
+    validation set at the search's T (a setting that fails there is not expected to bridge longer
+    lags; the default's cells show the longer T)."""
     lr = config.train.learning_rate
     grid_lengths = lengths(config)
+    search_length = int(config.search.length)
     models = _csv(config.models)
     cells = [Cell(t, m, lr, 0) for t in grid_lengths for m in models]
-    if int(config.search.length) in grid_lengths:
+    if search_length in grid_lengths:
         cells += search_cells(config, "gru") + search_cells(config, "srn")
-    best = []
+    best, extend = [], []
     for family, default in FAMILIES.items():
         setting = best_setting(config, root, family)
         if setting is not None and setting != (default, lr):
             best.append(setting)
-    cells += [Cell(t, m, r, 0) for t in grid_lengths for m, r in best]
-    for t in grid_lengths:
-        for seed in range(1, config.seeds):
+            solved = _val_solved(config, root, Cell(search_length, *setting, 0))
+            if solved >= config.search.min_solved_to_extend:
+                extend.append(setting)
+    seeds = range(1, config.seeds)
+    if search_length in grid_lengths:
+        cells += [Cell(search_length, m, r, 0) for m, r in best]
+        for seed in seeds:
+            cells += [Cell(search_length, m, lr, seed) for m in models]
+            cells += [Cell(search_length, m, r, seed) for m, r in best]
+    longer = [t for t in grid_lengths if t != search_length]
+    cells += [Cell(t, m, r, 0) for t in longer for m, r in extend]
+    for t in longer:
+        for seed in seeds:
             cells += [Cell(t, m, lr, seed) for m in models]
-            cells += [Cell(t, m, r, seed) for m, r in best]
+            cells += [Cell(t, m, r, seed) for m, r in extend]
     unique: list[Cell] = []
     for cell in cells:
         if cell not in unique:
@@ -474,7 +503,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     root = Path(workdir)
     wd = Workdir(root)
     wd.write_config(config)
-    start = time.time()
+    start = _now()
     deadline = start + 60 * config.max_minutes if config.max_minutes else None
     finished: set[Cell] = set()
     stopped = None
@@ -491,7 +520,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         finished.add(cell)
     results = aggregate(config, root)
     results["sitting"] = {
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(_now() - start, 1),
         "stopped_by_max_minutes": stopped,
     }
     wd.write_results(results)

@@ -44,6 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.search.learning_rates = "1e-3,3e-3,1e-2"
     c.search.gru = "gru,gru_chrono"  # update-gate bias 0 vs chrono (log-spaced in [0, log(T-1)])
     c.search.srn = "srn,srn_identity"  # recurrent weights orthogonal (default) vs identity
+    # A best setting (off the default) runs at the longer T only if it solved this fraction of
+    # validation at search.length.
+    c.search.min_solved_to_extend = 0.5
 
     c.data = ml_collections.ConfigDict()
     c.data.batch_size = 64
