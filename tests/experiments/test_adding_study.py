@@ -229,3 +229,24 @@ def test_config_variants_and_strict_parsing():
     bad.budgets = "100:3000,500:5050,1000:6000"
     with pytest.raises(ValueError, match="multiples of eval_every"):
         adding_study.budgets(bad)
+
+
+def test_a_best_setting_runs_at_longer_lags_only_if_it_solved_the_search_length(tmp_path):
+    config = study_config.get_config()
+    lr = config.train.learning_rate
+    for family, (best, solved) in {
+        "gru": (("gru_chrono", 1e-2), 0.9),
+        "srn": (("srn", 1e-3), 0.2),
+    }.items():
+        for cell in adding_study.search_cells(config, family):
+            path = cell.path(tmp_path, lr)
+            path.mkdir(parents=True)
+            value = solved if (cell.model, cell.lr) == best else 0.1
+            info = {"val_final": {"solved": value, "mse": 0.03}}
+            (path / "cell.json").write_text(json.dumps(info))
+    cells = adding_study.plan(config, tmp_path)
+    assert Cell(500, "gru_chrono", 1e-2, 0) in cells and Cell(1000, "gru_chrono", 1e-2, 2) in cells
+    assert Cell(100, "srn", 1e-3, 2) in cells  # seeds at the search's T either way
+    assert Cell(500, "srn", 1e-3, 0) not in cells  # failed at T=100: not run at T=500
+    # The cheap seeds at T=100 come before the best settings at the longer T.
+    assert cells.index(Cell(100, "srn", lr, 2)) < cells.index(Cell(500, "gru_chrono", 1e-2, 0))
