@@ -250,3 +250,10 @@ def test_a_best_setting_runs_at_longer_lags_only_if_it_solved_the_search_length(
     assert Cell(500, "srn", 1e-3, 0) not in cells  # failed at T=100: not run at T=500
     # The cheap seeds at T=100 come before the best settings at the longer T.
     assert cells.index(Cell(100, "srn", lr, 2)) < cells.index(Cell(500, "gru_chrono", 1e-2, 0))
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(adding_study, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 2 and result.failed == 0
