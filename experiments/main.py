@@ -22,7 +22,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for config, metrics, plots, checkpoints")
 flags.mark_flags_as_required(["config", "workdir"])
 
-EXPERIMENTS = ("long_range", "forecast", "forecast_study", "transfer", "online", "deploy")
+EXPERIMENTS = (
+    "long_range",
+    "adding_study",
+    "forecast",
+    "forecast_study",
+    "transfer",
+    "online",
+    "deploy",
+)
 
 
 def main(argv: list[str]) -> None:

@@ -18,7 +18,9 @@ Variants (``get_config(arg)``, comma-separated words after the colon):
 - ``:tiny``: T=20, a few hundred steps: a seconds-long smoke run (the tests use it).
 - ``:init``: LSTM forget bias 1 vs 3 vs chrono initialisation, same budget
   (``--workdir=runs/long_range_init``).
-- ``:T=500``, ``:T=1000``: longer lags (the paper's other rows); more steps are needed.
+- ``:T=500``, ``:T=1000``: longer lags (the paper's other rows); more steps are needed. They are
+  measured, over seeds and beside the paper's table, by ``experiments/configs/adding_study.py``
+  (docs/results.md, section 1).
 - ``:steps=N``: the step budget. Words combine (``:tiny,T=30``); an unknown word raises.
 
 Overrides, e.g. ``--config.models=lstm,srn --config.train.steps=10000 --config.model.hidden=64``,
