@@ -7,13 +7,13 @@ Command (the whole study; run it again with the same workdir to continue where i
     python -m experiments.main --config=experiments/configs/adding_study.py \
         --workdir=runs/adding_study
 
-Expected (measured 2026-12-02, docs/results.md section 1; seeds 0-2 at T=100 and T=500, seed 0 at
-T=1000 so far): the chrono-initialised LSTM solves T=100, 500 and 1000 (0 wrong of 2,560 at the
-budget, the paper's stopping rule reached after 108,800-160,000, 179,200-192,000 and 128,000
-training sequences); the LSTM with forget bias 1, the GRU and the SimpleRNN with their default
+Expected (measured 2026-12-02, docs/results.md section 1; seeds 0-2 of every row): the
+chrono-initialised LSTM solves T=100, 500 and 1000 (0 wrong of 2,560 at the budget, the paper's
+stopping rule reached after 108,800-160,000, 179,200-192,000 and 128,000-160,000 training
+sequences); the LSTM with forget bias 1, the GRU and the SimpleRNN with their default
 initialisations stay at the baseline (about 15.5% solved, MSE ~ 1/24) at every T; the GRU with
 chrono update-gate biases (the search's best) solves T=100, 500 and 1000; no SimpleRNN setting
-of the search learns T=100. Seed 0 of the grid took about 61 min of training on 2 shared cores (load 3-11).
+of the search learns T=100. All 56 cells took 177 min of training on 2 shared cores (load 2-11).
 
 Variants (``get_config(arg)``, comma-separated words after the colon; an unknown word raises):
 
