@@ -225,7 +225,7 @@ def random_affine(
     rng = np.random.default_rng(seed)
     n, h, w, _ = images.shape
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))
-    zoom = rng.uniform(scale[0], scale[1], n)
+    zoom = np.asarray(rng.uniform(scale[0], scale[1], n))
     shear = rng.uniform(-max_shear, max_shear, n)
     shift = rng.uniform(-max_shift, max_shift, (n, 2))
     cos, sin = np.cos(angle), np.sin(angle)
