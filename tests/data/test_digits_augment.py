@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage  # a dependency of jax: always installed, never skipped
 
 from seqjax.data.digits import affine_warp, augmented_batch, per_class_split, random_affine
-
-ndimage = pytest.importorskip("scipy.ndimage")
 
 
 def _scipy_warp(images, matrices, offsets, fill):
