@@ -51,10 +51,11 @@ import numpy as np
 import optax
 
 from experiments import long_range, plots
-from experiments.workdir import Workdir
+from experiments.seeds import spread
+from experiments.workdir import Workdir, latest_checkpoint_step
 from seqjax.data import adding_problem
 from seqjax.nn import GRU, SimpleRNN
-from seqjax.train import Checkpointer, FreshBatches, NonFiniteError, fit
+from seqjax.train import FreshBatches, NonFiniteError, fit
 from seqjax.train.steps import eval_step
 
 # Hochreiter & Schmidhuber (1997), Table 7 (Experiment 4), the LSTM's row per T: wrong
@@ -248,17 +249,6 @@ def stopping_step(
 
 
 # ---- one cell ---------------------------------------------------------------------------------
-def _latest_step(path: Path) -> int:
-    directory = path / "checkpoints"
-    if not directory.is_dir():
-        return 0
-    checkpointer = Checkpointer(directory)
-    try:
-        return checkpointer.latest_step() or 0
-    finally:
-        checkpointer.close()
-
-
 def _sessions(path: Path) -> list[dict[str, Any]]:
     file = path / "sessions.jsonl"
     if not file.exists():
@@ -308,7 +298,7 @@ def run_cell(
     result = None
     try:
         while True:
-            done = _latest_step(path)
+            done = latest_checkpoint_step(path)
             if deadline is not None and _now() >= deadline:
                 raise OutOfTime(f"{path}: at step {done} of {budget}")
             target = min(budget, done + config.train.chunk_steps)
@@ -357,7 +347,7 @@ def run_cell(
             if result.test is not None:
                 break
     except NonFiniteError as error:
-        info.update(status="diverged", error=str(error), steps_trained=_latest_step(path))
+        info.update(status="diverged", error=str(error), steps_trained=latest_checkpoint_step(path))
         info.update(_time(path))
         Workdir(path).write_json("cell.json", info)
         return info
@@ -533,17 +523,6 @@ def _cells_on_disk(root: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(root.glob("T*/*/seed*/cell.json"))]
 
 
-def _spread(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "mean": float(np.mean(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-    }
-
-
 def aggregate(config: ml_collections.ConfigDict, root: Path) -> dict[str, Any]:
     """Every finished cell on disk, grouped by ``(T, variant)`` over seeds; the pending cells of
     the current plan with their progress; the plots."""
@@ -569,15 +548,15 @@ def aggregate(config: ml_collections.ConfigDict, root: Path) -> dict[str, Any]:
                 "diverged_seeds": sorted(c["seed"] for c in row["cells"] if c not in done),
                 "budget_steps": row["cells"][0]["budget_steps"],
                 "budget_sequences": row["cells"][0]["budget_steps"] * config.data.batch_size,
-                "solved_at_budget": _spread([c["at_budget"]["test_solved"] for c in done]),
-                "wrong_at_budget": _spread([c["at_budget"]["test_wrong"] for c in done]),
-                "mse_at_budget": _spread([c["at_budget"]["test_mse"] for c in done]),
+                "solved_at_budget": spread([c["at_budget"]["test_solved"] for c in done]),
+                "wrong_at_budget": spread([c["at_budget"]["test_wrong"] for c in done]),
+                "mse_at_budget": spread([c["at_budget"]["test_mse"] for c in done]),
                 "rule_fired": f"{len(fired)}/{len(done)}",
-                "sequences_to_rule": _spread([c["at_stop"]["sequences"] for c in fired]),
-                "wrong_at_rule": _spread(
+                "sequences_to_rule": spread([c["at_stop"]["sequences"] for c in fired]),
+                "wrong_at_rule": spread(
                     [c["at_stop"]["test_wrong"] for c in fired if "test_wrong" in c["at_stop"]]
                 ),
-                "seconds": _spread([c["seconds"] for c in row["cells"]]),
+                "seconds": spread([c["seconds"] for c in row["cells"]]),
                 "load_range": [
                     min(c["load_range"][0] for c in row["cells"] if c["load_range"][0] is not None),
                     max(c["load_range"][1] for c in row["cells"] if c["load_range"][1] is not None),
@@ -596,7 +575,7 @@ def aggregate(config: ml_collections.ConfigDict, root: Path) -> dict[str, Any]:
                     "T": cell.length,
                     "variant": cell.variant(config.train.learning_rate),
                     "seed": cell.seed,
-                    "steps_done": _latest_step(path),
+                    "steps_done": latest_checkpoint_step(path),
                     "budget_steps": budgets(config)[cell.length],
                 }
             )
@@ -673,6 +652,13 @@ def _plots(config, root: Path, cells: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _scaled(figures: dict[str, Any] | None, factor: float) -> dict[str, float] | None:
+    """The mean, min and max of a :func:`experiments.seeds.spread` times ``factor`` (units)."""
+    if figures is None:
+        return None
+    return {key: figures[key] * factor for key in ("mean", "min", "max")}
+
+
 def _fmt(spread: dict[str, float] | None, pattern: str, n: int) -> str:
     if spread is None:
         return "-"
@@ -693,15 +679,12 @@ def summary(results: dict[str, Any]) -> str:
     ]
     for row in results["rows"]:
         k = len(row["seeds"]) - len(row["diverged_seeds"])
-        solved = row["solved_at_budget"]
-        solved_pct = None if solved is None else {key: 100 * v for key, v in solved.items()}
+        solved_pct = _scaled(row["solved_at_budget"], 100)
         paper = row["paper"]
         seeds = f"{len(row['seeds'])}"
         if row["diverged_seeds"]:
             seeds += f" ({len(row['diverged_seeds'])} diverged)"
-        minutes = (
-            None if row["seconds"] is None else {key: v / 60 for key, v in row["seconds"].items()}
-        )
+        minutes = _scaled(row["seconds"], 1 / 60)
         lines.append(
             f"| {row['T']} | {row['label']} | {seeds} | {_fmt(solved_pct, '{:.2f}%', k)} | "
             f"{_fmt(row['wrong_at_budget'], '{:.0f}', k)} | "

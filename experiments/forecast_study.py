@@ -35,6 +35,7 @@ import ml_collections
 import numpy as np
 
 from experiments import forecast
+from experiments.seeds import spread
 from experiments.workdir import Workdir
 
 __all__ = ["parse_spec", "row_config", "run", "summary"]
@@ -167,17 +168,6 @@ def run_one(name, spec, seed, config, data, wins, wd: Workdir, persistence_rmse)
     return record
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values, np.float64)
-    return {
-        "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "n": len(a),
-    }
-
-
 def row_names(config: ml_collections.ConfigDict) -> list[str]:
     """The rows to run, in order; each must have a spec."""
     names = [n.strip() for n in config.study.rows.split(",") if n.strip()]
@@ -227,11 +217,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "adam_steps": records[0]["adam_steps"],
             "epochs": records[0]["epochs"],
             "updates_per_epoch": records[0]["updates_per_epoch"],
-            "ratios": {p: _stats([r["ratios"][p] for r in records]) for p in protocols},
+            "ratios": {p: spread([r["ratios"][p] for r in records]) for p in protocols},
             "per_seed": {p: [r["ratios"][p] for r in records] for p in protocols},
             "best_epochs": [r["best_epoch"] for r in records],
-            "best_val_mse": _stats([r["best_val_mse"] for r in records]),
-            "seconds_per_run": _stats([r["seconds"] for r in records]),
+            "best_val_mse": spread([r["best_val_mse"] for r in records]),
+            "seconds_per_run": spread([r["seconds"] for r in records]),
             "load_average": [r["load_average"] for r in records],
         }
         print(f"{name}: {_cell(rows[name]['ratios'][protocols[0]])}", flush=True)

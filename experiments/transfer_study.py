@@ -43,6 +43,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from experiments.seeds import spread
 from experiments.workdir import Workdir
 from seqjax.data.digits import augmented_batch, load_digit_images, per_class_split
 from seqjax.data.examples import padded_batches
@@ -381,9 +382,9 @@ def run_cell(
     def batch(step: int) -> dict[str, np.ndarray]:
         return cycled_batch(train, batch_size, seed, step)
 
-    runs: dict[float, Any] = {}
-    for lr in s.lrs[method]:
-        runs[lr] = _fit(
+    def fit_at(lr: float, test_data):
+        """The fit of one learning rate (its own workdir: a second call resumes, finished)."""
+        return _fit(
             model,
             variables,
             batch,
@@ -392,10 +393,12 @@ def run_cell(
             optimizer=_adam(lr),
             workdir=directory / f"lr{lr:g}",
             val=val,
-            test=None,
+            test=test_data,
             frozen=frozen,
             seed=seed,
         )
+
+    runs: dict[float, Any] = {lr: fit_at(lr, None) for lr in s.lrs[method]}
 
     def score(lr: float) -> tuple[float, float]:
         last = runs[lr].history[-1]["val"]
@@ -419,19 +422,7 @@ def run_cell(
             "val_loss": runs[lr].history[-1]["val"]["loss"],
         }
         if lr in tested:  # resume the finished fit: no step, one test pass
-            again = _fit(
-                model,
-                variables,
-                batch,
-                steps=steps,
-                evals=s.evals,
-                optimizer=_adam(lr),
-                workdir=directory / f"lr{lr:g}",
-                val=val,
-                test=test,
-                frozen=frozen,
-                seed=seed,
-            )
+            again = fit_at(lr, test)
             entry["test_accuracy"] = float(again.test["accuracy"])
             entry["test_loss"] = float(again.test["loss"])
         if method != "scratch":  # frozen leaves and BatchNorm statistics: bit-identical
@@ -589,18 +580,6 @@ def methods(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return METHODS + tuple(c for c in CONTROLS if c in config.study.controls)
 
 
-def _spread(values: list[float]) -> dict[str, Any]:
-    a = np.asarray(values, np.float64)
-    return {
-        "mean": float(a.mean()),
-        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "n": len(a),
-        "values": a.tolist(),
-    }
-
-
 def table(cells: list[dict], budgets) -> dict[str, dict[str, Any]]:
     """``{"k": {method: {mean, std, min, max, n, values, per_class}}}`` of test accuracy."""
     out: dict[str, dict[str, Any]] = {}
@@ -609,7 +588,7 @@ def table(cells: list[dict], budgets) -> dict[str, dict[str, Any]]:
         for method in METHODS + CONTROLS:
             mine = [c for c in cells if c["k"] == k and c["method"] == method]
             if mine:
-                row[method] = _spread([c["test_accuracy"] for c in mine])
+                row[method] = spread([c["test_accuracy"] for c in mine])
                 row[method]["per_class"] = mine[0]["sizes"]["per_class"]
         if row:
             out[str(k)] = row
@@ -629,7 +608,7 @@ def finetune_gain(cells: list[dict]) -> dict[str, Any]:
         if head is None or "test_accuracy" not in run:
             continue
         out.setdefault(str(k), []).append(run["test_accuracy"] - head["test_accuracy"])
-    return {k: _spread(v) for k, v in out.items()}
+    return {k: spread(v) for k, v in out.items()}
 
 
 def plot(path: Path, results: dict, budgets) -> Path:

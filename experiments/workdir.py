@@ -42,6 +42,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def latest_checkpoint_step(fit_workdir: str | os.PathLike) -> int:
+    """The step of the newest checkpoint in a ``seqjax.train.fit`` workdir, 0 when it has none."""
+    directory = Path(fit_workdir) / "checkpoints"
+    if not directory.is_dir():
+        return 0
+    checkpointer = Checkpointer(directory)
+    try:
+        return checkpointer.latest_step() or 0
+    finally:
+        checkpointer.close()
+
+
 class Workdir:
     """Files of one experiment run under ``path`` (created if missing)."""
 
@@ -57,14 +69,7 @@ class Workdir:
 
     def resumed_step(self, name: str) -> int:
         """The step a part's run resumes from (its newest checkpoint), 0 when it starts afresh."""
-        directory = self.part(name) / "checkpoints"
-        if not directory.is_dir():
-            return 0
-        checkpointer = Checkpointer(directory)
-        try:
-            return checkpointer.latest_step() or 0
-        finally:
-            checkpointer.close()
+        return latest_checkpoint_step(self.part(name))
 
     # ---- config and results -----------------------------------------------------------------
     def write_config(self, config: Any) -> None:
