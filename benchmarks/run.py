@@ -55,8 +55,9 @@ class Worker:
         hello = json.loads(first)
         self.runners, self.errors, self.info = hello["runners"], hello["errors"], hello["info"]
 
-    def run(self, rid, steps):
-        self.proc.stdin.write(json.dumps({"cmd": "run", "id": rid, "steps": steps}) + "\n")
+    def run(self, rid, steps, warmup=0):
+        msg = {"cmd": "run", "id": rid, "steps": steps, "warmup": warmup}
+        self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())["times"]
 
@@ -104,8 +105,8 @@ def pct(xs, q):
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def time_rounds(workers, groups, rounds, per_round, pids):
-    """Interleaved timing; returns ({(worker, id): [s]}, {(worker, id): [per-round medians]},
+def time_rounds(workers, groups, rounds, per_round, pids, warmup=1):
+    """Interleaved timing (each turn: ``warmup`` untimed steps, then ``per_round`` timed); returns ({(worker, id): [s]}, {(worker, id): [per-round medians]},
     {group: [other load per round]})."""
     times, per = {}, {}
     loads = {g: [] for g in groups}
@@ -118,7 +119,7 @@ def time_rounds(workers, groups, rounds, per_round, pids):
                 for r in w.runners:
                     if (r["case"], r["mode"]) != g and not (r["mode"] == "peak" and g == groups[0]):
                         continue
-                    ts = w.run(r["id"], per_round)
+                    ts = w.run(r["id"], per_round, warmup)
                     times.setdefault((w.key, r["id"]), []).extend(ts)
                     per.setdefault((w.key, r["id"]), []).append(statistics.median(ts))
                 time.sleep(0.02)  # let a process's idle threads settle before the next one
@@ -288,6 +289,13 @@ def loadavg():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="5 rounds x 4 steps (default 10 x 4)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed steps at the start of each turn (default 1): a training loop runs step after "
+        "step, while every turn of the interleaving starts after another process has run",
+    )
     p.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     p.add_argument("--families", nargs="*", default=["lstm", "rnn", "gru"])
     p.add_argument("--modes", nargs="*", default=["train", "forward"])
@@ -356,7 +364,7 @@ def main(argv=None):
                 environment["jax_devices"] = w.info.get("jax_devices")
         groups = [(c, m) for m in a.modes for c in a.cases]
         pids = [os.getpid()] + [w.proc.pid for w in workers]
-        times, per, loads = time_rounds(workers, groups, rounds, per_round, pids)
+        times, per, loads = time_rounds(workers, groups, rounds, per_round, pids, a.warmup)
     finally:
         for w in workers:
             w.close()

@@ -178,6 +178,8 @@ def main():
         if msg["cmd"] == "quit":
             break
         r = runners[msg["id"]]
+        for _ in range(msg.get("warmup", 0)):
+            r.step()
         times = []
         for _ in range(msg["steps"]):
             t0 = time.perf_counter()

@@ -303,7 +303,7 @@ def _kernel_args(kind, t=6, b=4, f=3, h=5, dtype=np.float64):
     g = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
     arr = lambda *s: jnp.asarray(0.5 * rng.standard_normal(s), dtype)
     x, w, b_, u, h0 = arr(t, b, f), arr(f, g * h), arr(g * h), arr(h, g * h), arr(b, h)
-    lengths = jnp.asarray([t, 0, 1, 4], jnp.int32)
+    lengths = jnp.asarray(([t, 0, 1, 4] * b)[:b], jnp.int32)
     if kind == "lstm":
         return (x, w, b_, u, h0, arr(b, h), lengths)
     if kind == "gru":
@@ -316,22 +316,26 @@ def _backward_args(kind, args, outs, seed=8):
     ct = lambda a: jnp.asarray(rng.standard_normal(a.shape), a.dtype)
     if kind == "lstm":
         x, w, b, u, h0, c0, lengths = args
-        hs, cs, acts, ht, ct_ = outs
+        hs, cs, acts, ht, ct_, _ = outs
         return (u, c0, lengths, cs, acts, ct(hs), ct(ht), ct(ct_))
     if kind == "gru":
         x, w, b, u, rb, h0, lengths = args
-        hs, res, ht = outs
+        hs, res, ht, _ = outs
         return (u, h0, lengths, hs, res, ct(hs), ct(ht))
     x, w, b, u, h0, lengths = args
-    hs, ht = outs
+    hs, ht, _ = outs
     return (u, lengths, hs, ct(hs), ct(ht))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_portable_forward_and_backward_equal_the_kernel(kind, dtype):
+@pytest.mark.parametrize("batch", [4, 40], ids=["one_thread", "batch_slices"])
+def test_portable_forward_and_backward_equal_the_kernel(kind, dtype, batch, monkeypatch):
+    # batch 40 on two threads: the kernels run slices of the batch (csrc: PlanThreads), 16 + 24
+    # rows (f32) or 16 + 24 / 20 + 20 rows (f64, or without the weight-gradient operand)
+    monkeypatch.setenv("SEQJAX_KERNEL_THREADS", "2")
     with jax.enable_x64(dtype == np.float64):
-        args = _kernel_args(kind, dtype=dtype)
+        args = _kernel_args(kind, b=batch, dtype=dtype)
         tol = 1e-12 if dtype == np.float64 else 2e-6
         kernel_fwd = jax.jit(lambda *a: cpu.forward(kind, *a, residuals=True, strict=True))
         assert f"{TARGET[kind]}Fwd" in kernel_fwd.lower(*args).as_text()
@@ -348,7 +352,7 @@ def test_portable_lstm_is_the_cell():
     # the reference itself against the layer's own step (lstm_step), with padding
     args = _kernel_args("lstm", dtype=np.float32)
     x, w, b, u, h0, c0, lengths = args
-    hs, cs, acts, ht, ct = portable.lstm_forward(*args, residuals=True)
+    hs, cs, acts, ht, ct, at = portable.lstm_forward(*args, residuals=True)
     carry = LSTMCarry(cell=c0, hidden=h0)
     for t in range(x.shape[0]):
         new = lstm_step({"recurrent_kernel": u}, carry, x[t] @ w + b)
@@ -357,3 +361,7 @@ def test_portable_lstm_is_the_cell():
         _close(hs[t], jnp.where(keep, new.hidden, 0), 1e-6)
         _close(cs[t], carry.cell, 1e-6)
     _close((ht, ct), (carry.hidden, carry.cell), 1e-6)
+    # the weight gradients' operand: column (t, b) = [previous output (h0 first), x_t, 1]
+    for t in range(x.shape[0]):
+        prev = h0 if t == 0 else hs[t - 1]
+        _close(at[:, t, :].T, jnp.concatenate([prev, x[t], jnp.ones((x.shape[1], 1))], -1), 0)

@@ -5,8 +5,12 @@
 // Layouts (row-major, time-major): xs [T, B, F] inputs, W [F, G*H], b [G*H] (the input
 // projection x_t W + b is computed per step, inside the loop); U [H, G*H]; carries [B, H];
 // lengths [B] int32 (rows past their length keep their carry and output zeros, as
-// seqjax.nn.recurrence.scan_recurrence does). The backward kernels return the gradients of the
-// pre-activations; XLA then forms dU, dW, db and dx as large matmuls.
+// seqjax.nn.recurrence.scan_recurrence does). With residuals the forward also stores the weight
+// gradients' operand [h_{t-1}, x_t, 1] transposed ([H + F + 1, T, B]); the backward kernels return
+// the gradients of the pre-activations dz; XLA then forms [dU; dW; db] as one matmul of the two,
+// and dx = dz W^T. The recurrences below run B rows of the batch, whose rows are S apart in the
+// [T, ., .] tensors (S = the whole batch; a call may run slices of it on several threads, each
+// with its pointers at the slice's first row: Parallel).
 // float32 runs a vectorised rational tanh (XLA's); float64 uses the C library (for gradient checks).
 // Compiled at first use by seqjax/nn/engines/cpu_build.py, once per instruction set (ISA) variant,
 // chosen at run time from the CPU's flags: "avx512" (-mavx512f/bw/vl/dq -mavx2 -mfma), "avx2"
@@ -18,11 +22,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -335,22 +341,30 @@ inline void Wake(TeamState& s) {
 }
 
 // Waits until ready() holds: spin, then yield, then sleep until a Wake(). Returns false if it
-// waited past the spinning (the other thread was late: descheduled, on a busy machine).
+// waited longer than kStall (the other thread was late by about a scheduler time slice:
+// descheduled, on a busy machine). A shorter wait past the spinning is not a stall: e.g. a page
+// fault or an interrupt on the other core (measured: counting every wait past the spinning as a
+// stall sent the main LSTM case's threaded forward to one thread in most calls, benchmarks/NOTES.md,
+// lever 10).
+constexpr auto kStall = std::chrono::microseconds(1000);
+
 template <class Ready>
 inline bool WaitUntil(TeamState& s, Ready ready) {
   for (int64_t i = 0; i < kSpins; ++i) {
     if (ready()) return true;
     CpuRelax();
   }
+  const auto start = std::chrono::steady_clock::now();
+  auto on_time = [&] { return std::chrono::steady_clock::now() - start < kStall; };
   for (int64_t i = 0; i < kYields; ++i) {
-    if (ready()) return false;
+    if (ready()) return on_time();
     std::this_thread::yield();
   }
   std::unique_lock<std::mutex> lock(s.mu);
   s.sleepers.fetch_add(1, std::memory_order_seq_cst);
   s.cv.wait(lock, ready);
   s.sleepers.fetch_sub(1, std::memory_order_seq_cst);
-  return false;
+  return on_time();
 }
 
 // Calls left to run on one thread after a call whose helpers kept the caller waiting (see Team).
@@ -385,6 +399,7 @@ inline void HelperLoop(const std::shared_ptr<TeamState>& s) {
 
 class Team {
  public:
+  Team() : threads_(1) {}  // the calling thread only
   template <class Pool>  // ffi::ThreadPool, or anything with Schedule(task)
   Team(Pool* pool, int64_t helpers) : threads_(1) {
     if (pool == nullptr || helpers <= 0) return;
@@ -494,23 +509,46 @@ void CarryGradient(int64_t B, int64_t H, int64_t K, const T* d, int64_t ldd, con
     if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
 }
 
+// The operand of the weight gradients, stored transposed during the forward (residuals only):
+// at [H + F + 1, T, B], column (t, b) = [h_{t-1}[b], x_t[b], 1], so that after the backward XLA
+// forms [dU; dW; db] = at . dz as ONE plain matmul over (t, b), with no transposed copy of the
+// states and one pass over dz instead of three (benchmarks/NOTES.md, lever 10). A step's chunk
+// [k0, k1) stores its units' rows of h_{t-1}; the first chunk also stores x_t and the ones.
+// h_{t-1} is the previous step's output: zero where the row had ended (its dz is zero there).
+template <typename T>
+void StoreOperand(T* at, int64_t Tn, int64_t t, int64_t B, int64_t S, int64_t F, int64_t H, const T* h,
+                  const T* x, const int32_t* len, int64_t k0, int64_t k1) {
+  for (int64_t k = k0; k < k1; ++k) {
+    T* row = at + (k * Tn + t) * S;
+    for (int64_t b = 0; b < B; ++b) row[b] = t == 0 || Active(len, b, t - 1) ? h[b * H + k] : T(0);
+  }
+  if (k0 != 0) return;
+  for (int64_t f = 0; f < F; ++f) {
+    T* row = at + ((H + f) * Tn + t) * S;
+    for (int64_t b = 0; b < B; ++b) row[b] = x[b * F + f];
+  }
+  std::fill(at + ((H + F) * Tn + t) * S, at + ((H + F) * Tn + t) * S + B, T(1));
+}
+
 // ---------------------------------- SimpleRNN ----------------------------------
 template <typename T>
-void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
-            const T* bias, const T* U, const T* h0, const int32_t* len, T* hs, T* hT) {
+void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, const T* xs, const T* Wx,
+            const T* bias, const T* U, const T* h0, const int32_t* len, T* hs, T* hT, T* at,
+            int64_t rs) {
   PingPong<T> hh(h0, B * H);
   Scratch<T> z(B * H);
   const Chunks ch(H, team.threads());
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
-    const T* x = xs + t * B * F;
+    const T* x = xs + t * S * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
+      if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, x, len, k0, k0 + w);
       Gemm2<T>(B, w, F, x, F, Wx + k0, H, bias + k0, 0, z.data() + k0, H, h, H, U + k0, H, H);
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z.data() + b * H + k0;
-        T* out = hs + (t * B + b) * H + k0;
+        T* out = hs + (t * S + b) * H + k0;
         if (Active(len, b, t)) {
           Tanh(zb, w);
           CopyRow(hn + b * H + k0, zb, w);
@@ -528,7 +566,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
 }
 
 template <typename T>
-void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int32_t* len,
+void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U, const int32_t* len,
             const T* hs, const T* dhs, const T* dhT, T* dz, T* dh0) {
   Scratch<T> Ut = Transpose(U, H, H);
   PingPong<T> dd(dhT, B * H);
@@ -536,11 +574,11 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int3
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
-    T* d = dz + t * B * H;
+    T* d = dz + t * S * H;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i);
       for (int64_t b = 0; b < B; ++b) {
-        const int64_t o = (t * B + b) * H;
+        const int64_t o = (t * S + b) * H;
         if (!Active(len, b, t)) {
           ZeroRow(d + b * H + k0, k1 - k0);
           continue;
@@ -566,9 +604,9 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const int3
 // Gate order (r, z, n); reset applied after the matmul: n = tanh(x_n + r * (h U_n + b_n)).
 // Residuals per step: [r, z, n, h U_n + b_n] ([B, 4H]).
 template <typename T>
-void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
+void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, const T* xs, const T* Wx,
             const T* bias, const T* U, const T* rb, const T* h0, const int32_t* len, T* hs, T* res,
-            T* hT, int64_t rs) {
+            T* hT, T* at, int64_t rs) {
   const int64_t G = 3 * H;
   PingPong<T> hh(h0, B * H);
   Scratch<T> hp(B * G), sc(B * G), xpb(B * G);
@@ -576,10 +614,11 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
-    const T* xt = xs + t * B * F;
+    const T* xt = xs + t * S * F;
     const T* x = xpb.data();
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, xt, len, k0, k1);
       for (int64_t gate = 0; gate < 3; ++gate) {
         const int64_t col = gate * H + k0;
         Gemm<T>(B, w, F, xt, F, Wx + col, G, bias + col, 0, xpb.data() + col, G);
@@ -601,12 +640,12 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
           St(s + 2 * H + k, Ld<X>(xb + 2 * H + k) + Ld<X>(s + k) * Ld<X>(pb + 2 * H + k));
         });
         Tanh(s + 2 * H + k0, w);
-        T* r4 = res + (t * rs * B + b) * 4 * H;
+        T* r4 = res + (t * rs * S + b) * 4 * H;
         CopyRow(r4 + k0, s + k0, w);
         CopyRow(r4 + H + k0, s + H + k0, w);
         CopyRow(r4 + 2 * H + k0, s + 2 * H + k0, w);
         CopyRow(r4 + 3 * H + k0, pb + 2 * H + k0, w);
-        T* out = hs + (t * B + b) * H;
+        T* out = hs + (t * S + b) * H;
         if (Active(len, b, t)) {
           ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
             using X = decltype(u);
@@ -631,7 +670,7 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs
 // input part x_n and of its recurrent part h U_n + b_n (= dn_x * r). It may alias res: each
 // (row, unit) reads its four residuals before writing its four gradients.
 template <typename T>
-void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h0,
+void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U, const T* h0,
             const int32_t* len, const T* hs, const T* res, const T* dhs, const T* dhT, T* d4,
             T* dh0) {
   const int64_t G = 3 * H, G4 = 4 * H;
@@ -641,7 +680,7 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
-    T* d = d4 + t * B * G4;
+    T* d = d4 + t * S * G4;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t b = 0; b < B; ++b) {
@@ -650,9 +689,9 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
           for (int64_t block = 0; block < 4; ++block) ZeroRow(db + block * H + k0, w);
           continue;
         }
-        const T* r4 = res + (t * B + b) * G4;
-        const T* hprev = t > 0 ? hs + ((t - 1) * B + b) * H : h0 + b * H;
-        const int64_t o = (t * B + b) * H;
+        const T* r4 = res + (t * S + b) * G4;
+        const T* hprev = t > 0 ? hs + ((t - 1) * S + b) * H : h0 + b * H;
+        const int64_t o = (t * S + b) * H;
         ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
           using X = decltype(u);
           const X r = Ld<X>(r4 + k), z = Ld<X>(r4 + H + k), n = Ld<X>(r4 + 2 * H + k);
@@ -694,9 +733,9 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* h
 // rs = 1: residuals for every step (cs [T, B, H], acts [T, B, 4H]); rs = 0: inference, buffers of
 // one step ([1, B, ...]) reused as scratch. The same for the GRU's res.
 template <typename T>
-void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* xs, const T* Wx,
+void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, const T* xs, const T* Wx,
              const T* bias, const T* U, const T* h0, const T* c0, const int32_t* len, T* hs, T* cs,
-             T* acts, T* hT, T* cT, int64_t rs) {
+             T* acts, T* hT, T* cT, T* at, int64_t rs) {
   const int64_t G = 4 * H;
   PingPong<T> hh(h0, B * H);
   Scratch<T> c(c0, c0 + B * H), th(B * H);
@@ -704,10 +743,11 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
-    T* z = acts + t * rs * B * G;
-    const T* x = xs + t * B * F;
+    T* z = acts + t * rs * S * G;
+    const T* x = xs + t * S * F;
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
+      if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, x, len, k0, k1);
       if (w == H) {  // one chunk: all gates in one call
         Gemm2<T>(B, G, F, x, F, Wx, G, bias, 0, z, G, h, H, U, G, H);
       } else {
@@ -724,7 +764,7 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
         Sigmoid(zb + 3 * H + k0, w);
         T* cb = c.data() + b * H;
         T* tb = th.data() + b * H;
-        T* out = hs + (t * B + b) * H;
+        T* out = hs + (t * S + b) * H;
         if (Active(len, b, t)) {
           ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
             using X = decltype(u);
@@ -742,7 +782,7 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
           CopyRow(hn + b * H + k0, h + b * H + k0, w);
           ZeroRow(out + k0, w);
         }
-        CopyRow(cs + (t * rs * B + b) * H + k0, cb + k0, w);
+        CopyRow(cs + (t * rs * S + b) * H + k0, cb + k0, w);
       }
     };
     team.Run(ch.count, step);
@@ -755,7 +795,7 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t F, int64_t H, const T* x
 // dz may alias acts (the layer passes the activations' buffer to be overwritten): every (row,
 // unit) reads its four activations before writing its four gradients.
 template <typename T>
-void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* c0,
+void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U, const T* c0,
              const int32_t* len, const T* cs, const T* acts, const T* dhs, const T* dhT,
              const T* dcT, T* dz, T* dh0, T* dc0) {
   const int64_t G = 4 * H;
@@ -765,7 +805,7 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
-    T* d = dz + t * B * G;
+    T* d = dz + t * S * G;
     auto gates = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       for (int64_t b = 0; b < B; ++b) {
@@ -774,9 +814,9 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t H, const T* U, const T* 
           for (int64_t gate = 0; gate < 4; ++gate) ZeroRow(db + gate * H + k0, w);
           continue;
         }
-        const T* a = acts + (t * B + b) * G;
-        const T* cprev = t > 0 ? cs + ((t - 1) * B + b) * H : c0 + b * H;
-        const int64_t o = (t * B + b) * H;
+        const T* a = acts + (t * S + b) * G;
+        const T* cprev = t > 0 ? cs + ((t - 1) * S + b) * H : c0 + b * H;
+        const int64_t o = (t * S + b) * H;
         T* tb = th.data() + b * H;
         CopyRow(tb + k0, cs + o + k0, w);
         Tanh(tb + k0, w);
@@ -834,11 +874,25 @@ ffi::Error SeqDims(const ffi::AnyBuffer& x, Dims* d) {
       return ffi::Error::InvalidArgument("seqjax kernel: only float32 and float64"); \
   }
 
-// One thread for small problems; else as many as XLA's intra-op pool has (at most the CPUs, at
-// most one per 16 hidden units), or $SEQJAX_KERNEL_THREADS.
-Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
+// How a call uses its threads (at most XLA's intra-op pool and the CPUs, or
+// $SEQJAX_KERNEL_THREADS; one thread for a while after a call whose helpers kept it waiting):
+// - slices of the batch, each through the whole time loop on one thread. Rows never interact, so
+//   the threads never wait for each other between steps (one join at the end of the call). Used
+//   when every thread gets at least kMinRows rows; slices start on multiples of `align` rows (a
+//   cache line of the weight-gradient operand, whose [., T, B] rows both threads would otherwise
+//   write at every step).
+// - else (few rows), each step's hidden units split across the team, one barrier per phase: only
+//   from 2^21 multiply-adds per step (measured: below that the barriers cost more), at most one
+//   thread per 16 hidden units.
+// benchmarks/NOTES.md, lever 11.
+constexpr int64_t kMinRows = 8;
+
+struct ThreadPlan {
+  int64_t slices, helpers;
+};
+
+ThreadPlan PlanThreads(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G, int64_t align) {
   int64_t threads = pool.num_threads();
-  if (B * H * G < (int64_t{1} << 21)) threads = 1;  // measured: below ~2M MACs a step, sync costs more
   if (g_serial_calls.load(std::memory_order_relaxed) > 0) {  // a recent call was kept waiting
     g_serial_calls.fetch_sub(1, std::memory_order_relaxed);
     threads = 1;
@@ -846,8 +900,54 @@ Team MakeTeam(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G) {
   if (const char* env = std::getenv("SEQJAX_KERNEL_THREADS")) threads = std::atoi(env);
   const int64_t hw = std::thread::hardware_concurrency();
   if (hw > 0) threads = std::min(threads, hw);
+  const int64_t unit = std::max(kMinRows, align);
+  const int64_t slices = std::min(threads, B / unit);
+  if (slices >= 2) return {slices, slices - 1};
+  if (B * H * G < (int64_t{1} << 21)) threads = 1;
   threads = std::min(threads, (H + 15) / 16);
-  return Team(&pool, std::max<int64_t>(threads, 1) - 1);
+  return {1, std::max<int64_t>(threads, 1) - 1};
+}
+
+class Parallel {
+ public:
+  // align: slice boundaries in rows (1 when nothing is shared between rows' cache lines).
+  Parallel(ffi::ThreadPool& pool, int64_t B, int64_t H, int64_t G, int64_t align = 1)
+      : Parallel(pool, B, align, PlanThreads(pool, B, H, G, align)) {}
+  // The team for work split within a step (or for PrepareOutputs).
+  Team& team() { return team_; }
+  // f(team, first row, rows): once over the whole batch with the team, or once per slice (the
+  // slices spread over the team, each with a team of its own thread only).
+  template <class F>
+  void Run(F&& f) {
+    if (slices_ <= 1) {
+      f(team_, int64_t{0}, B_);
+      return;
+    }
+    auto slice = [&](int64_t i) {
+      Team solo;
+      const int64_t b0 = Bound(i), b1 = Bound(i + 1);
+      f(solo, b0, b1 - b0);
+    };
+    team_.Run(slices_, slice);
+  }
+
+ private:
+  Parallel(ffi::ThreadPool& pool, int64_t B, int64_t align, ThreadPlan plan)
+      : B_(B), align_(align), slices_(plan.slices), team_(&pool, plan.helpers) {}
+  int64_t Bound(int64_t i) const {
+    if (i >= slices_) return B_;
+    const int64_t units = B_ / align_;  // whole aligned blocks, spread evenly
+    return units * i / slices_ * align_;
+  }
+  int64_t B_, align_, slices_;
+  Team team_;
+};
+
+// Rows of the weight-gradient operand's cache line: slices of a forward with residuals start on
+// them (see Parallel).
+int64_t OperandAlign(const ffi::AnyBuffer& xs, bool residuals) {
+  if (!residuals) return 1;
+  return xs.element_type() == ffi::DataType::F64 ? 8 : 16;
 }
 
 // Large fresh output buffers: ask Linux for transparent huge pages before the first write, so
@@ -863,20 +963,55 @@ void AdviseHugePages(ffi::Result<ffi::AnyBuffer>& buf) {
 #endif
 }
 
+// Fresh outputs that the time loop writes in full: with a team of threads, touch each of their
+// pages before the loop, split across the team. Linux zeroes a page at its first write (a 2 MiB
+// huge page takes ~100 us, more in a VM whose host reclaims freed memory); inside the loop that
+// happened in the middle of a step, on one thread, while the others waited at the step's barrier.
+// Never pass an output that aliases an input (its contents are the input).
+void PrepareOutputs(Team& team, std::initializer_list<ffi::Result<ffi::AnyBuffer>*> outs) {
+  for (auto* buf : outs) AdviseHugePages(*buf);
+  if (team.threads() <= 1) return;
+  constexpr int64_t kPiece = int64_t{2} << 20, kPage = 4096;
+  struct Range {
+    char* begin;
+    int64_t size;
+  };
+  std::vector<Range> pieces;
+  for (auto* buf : outs) {
+    char* data = static_cast<char*>((*buf)->untyped_data());
+    const int64_t size = static_cast<int64_t>((*buf)->size_bytes());
+    for (int64_t o = 0; o < size; o += kPiece) pieces.push_back({data + o, std::min(kPiece, size - o)});
+  }
+  auto touch = [&](int64_t i) {
+    volatile char* p = pieces[i].begin;
+    for (int64_t o = 0; o < pieces[i].size; o += kPage) p[o] = 0;
+  };
+  team.Run(static_cast<int64_t>(pieces.size()), touch);
+}
+
+// Whether the forward keeps residuals for a backward: the operand of the weight gradients is
+// [H + F + 1, T, B] then, else a [H + F + 1, 1, B] scratch buffer (so are the other residuals).
+int64_t Residuals(ffi::Result<ffi::AnyBuffer>& at, const Dims& d) {
+  return at->dimensions().size() == 3 && at->dimensions()[1] == d.T ? 1 : 0;
+}
+
 #define P(buf) (buf).typed_data<T>()
 #define R(buf) (buf)->typed_data<T>()
 
 ffi::Error SrnFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
                       ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer h0,
                       ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
-                      ffi::Result<ffi::AnyBuffer> hT) {
+                      ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> at) {
   Dims d;  // xs [T, B, F]
   if (auto e = SeqDims(xs, &d); e.failure()) return e;
   const int64_t H = U.dimensions()[0];
-  Team team = MakeTeam(pool, d.B, H, H);
-  AdviseHugePages(hs);
-  SEQJAX_DISPATCH(xs, SrnFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(h0),
-                                len.typed_data(), R(hs), R(hT)))
+  const int64_t rs = Residuals(at, d), F = d.N;
+  Parallel par(pool, d.B, H, H, OperandAlign(xs, rs));
+  PrepareOutputs(par.team(), {&hs, &at});
+  SEQJAX_DISPATCH(xs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    SrnFwd<T>(team, d.T, nb, d.B, F, H, P(xs) + b0 * F, P(Wx), P(bias), P(U), P(h0) + b0 * H,
+              len.typed_data() + b0, R(hs) + b0 * H, R(hT) + b0 * H, R(at) + b0, rs);
+  }))
 }
 
 ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S32> len, ffi::AnyBuffer hs,
@@ -884,25 +1019,31 @@ ffi::Error SrnBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::Buffer<ffi::S
                       ffi::Result<ffi::AnyBuffer> dh0) {
   Dims d;
   if (auto e = SeqDims(hs, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N, d.N);
-  AdviseHugePages(dz);
-  SEQJAX_DISPATCH(hs, SrnBwd<T>(team, d.T, d.B, d.N, P(U), len.typed_data(), P(hs), P(dhs), P(dhT),
-                                R(dz), R(dh0)))
+  const int64_t H = d.N;
+  Parallel par(pool, d.B, H, H);
+  PrepareOutputs(par.team(), {&dz});
+  SEQJAX_DISPATCH(hs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    SrnBwd<T>(team, d.T, nb, d.B, H, P(U), len.typed_data() + b0, P(hs) + b0 * H,
+              P(dhs) + b0 * H, P(dhT) + b0 * H, R(dz) + b0 * H, R(dh0) + b0 * H);
+  }))
 }
 
 ffi::Error GruFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
                       ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer rb, ffi::AnyBuffer h0,
                       ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
-                      ffi::Result<ffi::AnyBuffer> res, ffi::Result<ffi::AnyBuffer> hT) {
+                      ffi::Result<ffi::AnyBuffer> res, ffi::Result<ffi::AnyBuffer> hT,
+                      ffi::Result<ffi::AnyBuffer> at) {
   Dims d;  // xs [T, B, F]
   if (auto e = SeqDims(xs, &d); e.failure()) return e;
   const int64_t H = U.dimensions()[0];
-  Team team = MakeTeam(pool, d.B, H, 3 * H);
-  AdviseHugePages(hs);
-  AdviseHugePages(res);
-  SEQJAX_DISPATCH(xs, GruFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(rb), P(h0),
-                                len.typed_data(), R(hs), R(res), R(hT),
-                                res->dimensions()[0] == d.T ? 1 : 0))
+  const int64_t rs = Residuals(at, d), F = d.N;
+  Parallel par(pool, d.B, H, 3 * H, OperandAlign(xs, rs));
+  PrepareOutputs(par.team(), {&hs, &res, &at});
+  SEQJAX_DISPATCH(xs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    GruFwd<T>(team, d.T, nb, d.B, F, H, P(xs) + b0 * F, P(Wx), P(bias), P(U), P(rb),
+              P(h0) + b0 * H, len.typed_data() + b0, R(hs) + b0 * H, R(res) + b0 * 4 * H,
+              R(hT) + b0 * H, R(at) + b0, rs);
+  }))
 }
 
 ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0,
@@ -911,26 +1052,32 @@ ffi::Error GruBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer h0,
                       ffi::Result<ffi::AnyBuffer> dh0) {
   Dims d;  // hs [T, B, H]
   if (auto e = SeqDims(hs, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N, 3 * d.N);
-  SEQJAX_DISPATCH(hs, GruBwd<T>(team, d.T, d.B, d.N, P(U), P(h0), len.typed_data(), P(hs), P(res),
-                                P(dhs), P(dhT), R(d4), R(dh0)))
+  const int64_t H = d.N;
+  Parallel par(pool, d.B, H, 3 * H);
+  SEQJAX_DISPATCH(hs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    GruBwd<T>(team, d.T, nb, d.B, H, P(U), P(h0) + b0 * H, len.typed_data() + b0,
+              P(hs) + b0 * H, P(res) + b0 * 4 * H, P(dhs) + b0 * H, P(dhT) + b0 * H,
+              R(d4) + b0 * 4 * H, R(dh0) + b0 * H);
+  }))
 }
 
 ffi::Error LstmFwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer xs, ffi::AnyBuffer Wx,
                        ffi::AnyBuffer bias, ffi::AnyBuffer U, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
                        ffi::Buffer<ffi::S32> len, ffi::Result<ffi::AnyBuffer> hs,
                        ffi::Result<ffi::AnyBuffer> cs, ffi::Result<ffi::AnyBuffer> acts,
-                       ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> cT) {
+                       ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> cT,
+                       ffi::Result<ffi::AnyBuffer> at) {
   Dims d;  // xs [T, B, F]
   if (auto e = SeqDims(xs, &d); e.failure()) return e;
   const int64_t H = U.dimensions()[0];
-  Team team = MakeTeam(pool, d.B, H, 4 * H);
-  AdviseHugePages(hs);
-  AdviseHugePages(cs);
-  AdviseHugePages(acts);
-  SEQJAX_DISPATCH(xs, LstmFwd<T>(team, d.T, d.B, d.N, H, P(xs), P(Wx), P(bias), P(U), P(h0),
-                                 P(c0), len.typed_data(), R(hs), R(cs), R(acts), R(hT), R(cT),
-                                 acts->dimensions()[0] == d.T ? 1 : 0))
+  const int64_t rs = Residuals(at, d), F = d.N;
+  Parallel par(pool, d.B, H, 4 * H, OperandAlign(xs, rs));
+  PrepareOutputs(par.team(), {&hs, &cs, &acts, &at});
+  SEQJAX_DISPATCH(xs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    LstmFwd<T>(team, d.T, nb, d.B, F, H, P(xs) + b0 * F, P(Wx), P(bias), P(U), P(h0) + b0 * H,
+               P(c0) + b0 * H, len.typed_data() + b0, R(hs) + b0 * H, R(cs) + b0 * H,
+               R(acts) + b0 * 4 * H, R(hT) + b0 * H, R(cT) + b0 * H, R(at) + b0, rs);
+  }))
 }
 
 ffi::Error LstmBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer c0, ffi::Buffer<ffi::S32> len,
@@ -939,9 +1086,13 @@ ffi::Error LstmBwdImpl(ffi::ThreadPool pool, ffi::AnyBuffer U, ffi::AnyBuffer c0
                        ffi::Result<ffi::AnyBuffer> dh0, ffi::Result<ffi::AnyBuffer> dc0) {
   Dims d;
   if (auto e = SeqDims(cs, &d); e.failure()) return e;
-  Team team = MakeTeam(pool, d.B, d.N, 4 * d.N);
-  SEQJAX_DISPATCH(cs, LstmBwd<T>(team, d.T, d.B, d.N, P(U), P(c0), len.typed_data(), P(cs), P(acts),
-                                 P(dhs), P(dhT), P(dcT), R(dz), R(dh0), R(dc0)))
+  const int64_t H = d.N;
+  Parallel par(pool, d.B, H, 4 * H);
+  SEQJAX_DISPATCH(cs, par.Run([&](Team& team, int64_t b0, int64_t nb) {
+    LstmBwd<T>(team, d.T, nb, d.B, H, P(U), P(c0) + b0 * H, len.typed_data() + b0,
+               P(cs) + b0 * H, P(acts) + b0 * 4 * H, P(dhs) + b0 * H, P(dhT) + b0 * H,
+               P(dcT) + b0 * H, R(dz) + b0 * 4 * H, R(dh0) + b0 * H, R(dc0) + b0 * H);
+  }))
 }
 
 }  // namespace
@@ -963,7 +1114,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnFwd, SrnFwdImpl,
                                   .Arg<Buf>()  // h0
                                   .Arg<Len>()
                                   .Ret<Buf>()  // hs
-                                  .Ret<Buf>());  // hT
+                                  .Ret<Buf>()  // hT
+                                  .Ret<Buf>());  // operand of the weight gradients
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxSrnBwd, SrnBwdImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
@@ -986,7 +1138,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruFwd, GruFwdImpl,
                                   .Arg<Len>()
                                   .Ret<Buf>()  // hs
                                   .Ret<Buf>()  // residuals
-                                  .Ret<Buf>());  // hT
+                                  .Ret<Buf>()  // hT
+                                  .Ret<Buf>());  // operand of the weight gradients
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxGruBwd, GruBwdImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
@@ -1013,7 +1166,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmFwd, LstmFwdImpl,
                                   .Ret<Buf>()  // cs
                                   .Ret<Buf>()  // activations
                                   .Ret<Buf>()  // hT
-                                  .Ret<Buf>());  // cT
+                                  .Ret<Buf>()  // cT
+                                  .Ret<Buf>());  // operand of the weight gradients
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SeqjaxLstmBwd, LstmBwdImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()

@@ -4,9 +4,10 @@ XLA:CPU runs a ``lax.scan`` of small matmuls well below the machine's matmul spe
 its while loop dispatches a dozen separate operations, and those per-operation costs, not the
 arithmetic, are most of a training step (benchmarks/NOTES.md). Here the loop is C++
 (``csrc/recurrence_cpu.cc``, built by :mod:`seqjax.nn.engines.cpu_build`): the forward keeps the
-gate activations (and the LSTM cell states) when differentiated, the backward returns the
-gradients of the pre-activations, and everything that is not sequential (``dU``, ``dW``, ``db``,
-``dx``) stays in XLA as large matmuls after the loop.
+gate activations (and the LSTM cell states) when differentiated, and stores the weight gradients'
+operand ``[h_{t-1}, x_t, 1]`` transposed as it goes; the backward returns the gradients of the
+pre-activations ``dz``; everything that is not sequential stays in XLA as large matmuls after the
+loop: ``[dU; dW; db]`` as one plain matmul of that operand with ``dz``, and ``dx``.
 
 Each recurrence is three JAX primitives:
 
@@ -162,12 +163,15 @@ class Kernel:
         return len(self.fwd_in_axes)
 
     def fwd_shapes(self, x, u, carry, residuals):
-        """Result shapes: ``hs [T, B, H]``, residual buffers ``[T or 1, B, k*H]``, carries."""
-        t, bsz, _ = x.shape
+        """Result shapes: ``hs [T, B, H]``, residual buffers ``[T or 1, B, k*H]``, carries, the
+        operand of the weight gradients ``[H + F + 1, T or 1, B]``
+        (:func:`seqjax.nn.engines.portable.weight_operand`)."""
+        t, bsz, f = x.shape
         h = u.shape[0]
         steps = t if residuals else 1
         residual = [(steps, bsz, k * h) for k in self.residual_widths]
-        return [(t, bsz, h), *residual, *[carry.shape] * self.num_carries]
+        operand = (h + f + 1, steps, bsz)
+        return [(t, bsz, h), *residual, *[carry.shape] * self.num_carries, operand]
 
 
 # ---- the XLA matmuls around the backward kernel ---------------------------------------------
@@ -184,23 +188,32 @@ def _times_transposed(d, w):
     return jax.lax.dot_general(d, w, (((2,), (1,)), ((), ())))
 
 
-def _input_grads(x, w, dxp):
-    """Gradients of the input projection ``x W + b`` from ``dxp [T, B, G]``: ``(dx, dW, db)``."""
-    return _times_transposed(dxp, w), _outer_sum(x, dxp), dxp.sum(axis=(0, 1))
+def _weight_grads(at, dz):
+    """``[dU; dW; db]`` ``[H + F + 1, G]`` from the forward's operand ``at [H + F + 1, T, B]``
+    (columns ``[h_{t-1}, x_t, 1]``) and ``dz [T, B, G]``, the gradients of the pre-activations
+    ``h_{t-1} U + x_t W + b``: ONE plain matmul over (t, b), no transposed copy and one pass over
+    ``dz`` (benchmarks/NOTES.md, lever 10). With the batch sharded, each device sums its rows and
+    one all-reduce adds the partial sums."""
+    return jax.lax.dot_general(at, dz, (((1, 2), (0, 1)), ((), ())))
+
+
+def _split(m, h, f):
+    """``[H + F + 1, G]`` -> ``(dU [H, G], dW [F, G], db [G])``."""
+    return m[:h], m[h : h + f], m[h + f]
 
 
 def _srn_transpose(k, primals, outs, cts, strict):
-    x, w, _, u, h0, lengths = primals
-    hs, _ = outs
+    x, w, _, u, _, lengths = primals
+    hs, _, at = outs
     dhs, dht = cts
     dz, dh0 = _BWD[k.name].bind(u, lengths, hs, dhs, dht, strict=strict)
-    dx, dw, db = _input_grads(x, w, dz)
-    return dx, dw, db, _outer_sum(portable._previous(h0, hs), dz), dh0
+    du, dw, db = _split(_weight_grads(at, dz), u.shape[0], x.shape[-1])
+    return _times_transposed(dz, w), dw, db, du, dh0
 
 
 def _gru_transpose(k, primals, outs, cts, strict):
     x, w, _, u, _, h0, lengths = primals
-    hs, res, _ = outs
+    hs, res, _, at = outs
     dhs, dht = cts
     h = u.shape[0]
     # d4 = [dr, dz, dn_x, dn_h] over the residuals' buffer: no fresh [T, B, 3H] gradients. The
@@ -212,21 +225,19 @@ def _gru_transpose(k, primals, outs, cts, strict):
         return jnp.concatenate([m[..., : 2 * h], m[..., 3 * h :]], axis=-1)
 
     w4 = jnp.concatenate([w, jnp.zeros((w.shape[0], h), w.dtype)], axis=1)  # dn_h gets no W
+    du4, dw4, sums = _split(_weight_grads(at, d4), h, x.shape[-1])
     dx = _times_transposed(d4, w4)
-    dw = _outer_sum(x, d4)[:, : 3 * h]
-    sums = d4.sum(axis=(0, 1))
-    du = recurrent_part(_outer_sum(portable._previous(h0, hs), d4))
-    return dx, dw, sums[: 3 * h], du, recurrent_part(sums), dh0
+    return dx, dw4[:, : 3 * h], sums[: 3 * h], recurrent_part(du4), recurrent_part(sums), dh0
 
 
 def _lstm_transpose(k, primals, outs, cts, strict):
-    x, w, _, u, h0, c0, lengths = primals
-    hs, cs, acts, _, _ = outs
+    x, w, _, u, _, c0, lengths = primals
+    hs, cs, acts, _, _, at = outs
     dhs, dht, dct = cts
     # dz overwrites the activations in place (they are dead after this call).
     dz, dh0, dc0 = _BWD[k.name].bind(u, c0, lengths, cs, acts, dhs, dht, dct, strict=strict)
-    dx, dw, db = _input_grads(x, w, dz)
-    return dx, dw, db, _outer_sum(portable._previous(h0, hs), dz), dh0, dc0
+    du, dw, db = _split(_weight_grads(at, dz), u.shape[0], x.shape[-1])
+    return _times_transposed(dz, w), dw, db, du, dh0, dc0
 
 
 KERNELS: dict[str, Kernel] = {
@@ -236,7 +247,7 @@ KERNELS: dict[str, Kernel] = {
         portable.srn_forward,
         portable.srn_backward,
         fwd_in_axes=(1, None, None, None, 0, 0),  # x, W, b, U, h0, lengths
-        fwd_out_axes=(1, 0),  # hs, hT
+        fwd_out_axes=(1, 0, 2),  # hs, hT, at
         bwd_in_axes=(None, 0, 1, 1, 0),  # U, lengths, hs, dhs, dhT
         bwd_out_axes=(1, 0),  # dz, dh0
         outputs=(0, 1),
@@ -252,7 +263,7 @@ KERNELS: dict[str, Kernel] = {
         portable.gru_forward,
         portable.gru_backward,
         fwd_in_axes=(1, None, None, None, None, 0, 0),  # x, W, b, U, rb, h0, lengths
-        fwd_out_axes=(1, 1, 0),  # hs, res, hT
+        fwd_out_axes=(1, 1, 0, 2),  # hs, res, hT, at
         bwd_in_axes=(None, 0, 0, 1, 1, 1, 0),  # U, h0, lengths, hs, res, dhs, dhT
         bwd_out_axes=(1, 0),  # d4, dh0
         outputs=(0, 2),
@@ -268,7 +279,7 @@ KERNELS: dict[str, Kernel] = {
         portable.lstm_forward,
         portable.lstm_backward,
         fwd_in_axes=(1, None, None, None, 0, 0, 0),  # x, W, b, U, h0, c0, lengths
-        fwd_out_axes=(1, 1, 1, 0, 0),  # hs, cs, acts, hT, cT
+        fwd_out_axes=(1, 1, 1, 0, 0, 2),  # hs, cs, acts, hT, cT, at
         bwd_in_axes=(None, 0, 0, 1, 1, 1, 0, 0),  # U, c0, lengths, cs, acts, dhs, dhT, dcT
         bwd_out_axes=(1, 0, 0),  # dz, dh0, dc0
         outputs=(0, 3, 4),
@@ -453,11 +464,13 @@ def _fwd_jvp(k, primals, tangents, *, residuals, strict):
     lin = [ad.instantiate_zeros(t) for t in tangents[:-1]]  # lengths (last) has no tangent
     t_outs = _TAN[k.name].bind(*primals, *outs, *lin, strict=strict)
     primal_out, tangent_out = list(outs), []
+    x, u, carry = primals[0], primals[3], primals[-2]
+    scratch = k.fwd_shapes(x, u, carry, residuals=False)
     for i, o in enumerate(outs):
         if i in k.outputs:
             tangent_out.append(t_outs[k.outputs.index(i)])
         else:  # a residual: the primal without residuals has its one-step scratch buffer there
-            primal_out[i] = jnp.zeros((1, *o.shape[1:]), o.dtype)
+            primal_out[i] = jnp.zeros(scratch[i], o.dtype)
             tangent_out.append(_zero_tangent(primal_out[i]))
     return primal_out, tangent_out
 
@@ -552,8 +565,8 @@ def forward(name: str, *args, residuals: bool, strict: bool = False):
     >>> x, w, b, u = jnp.ones((4, 2, 3)), jnp.ones((3, 20)), jnp.zeros(20), jnp.zeros((5, 20))
     >>> h0 = c0 = jnp.zeros((2, 5))
     >>> outs = forward("lstm", x, w, b, u, h0, c0, jnp.array([4, 1]), residuals=True)
-    >>> [o.shape for o in outs]  # hs, cs, acts, hT, cT
-    [(4, 2, 5), (4, 2, 5), (4, 2, 20), (2, 5), (2, 5)]
+    >>> [o.shape for o in outs]  # hs, cs, acts, hT, cT, at ([h_{t-1}, x_t, 1] per column)
+    [(4, 2, 5), (4, 2, 5), (4, 2, 20), (2, 5), (2, 5), (9, 4, 2)]
     """
     return _FWD[name].bind(*args, residuals=residuals, strict=strict)
 
@@ -575,7 +588,7 @@ def backward(name: str, *args, strict: bool = False):
 def simple_rnn(x, w, b, u, h0, lengths, *, strict=False):
     """``x [T, B, F]``, ``w [F, H]``, ``b [H]``, ``u [H, H]``, ``h0 [B, H]``, ``lengths [B]`` ->
     ``(hs [T, B, H], hT)``. ``strict``: raise KernelUnavailableError instead of running the scan."""
-    hs, ht = forward("simple_rnn", x, w, b, u, h0, lengths, residuals=False, strict=strict)
+    hs, ht, _ = forward("simple_rnn", x, w, b, u, h0, lengths, residuals=False, strict=strict)
     return hs, ht
 
 
@@ -589,7 +602,7 @@ def gru(x, w, b, u, rb, h0, lengths, *, strict=False):
     >>> np.asarray(ht, np.float64).round(4).tolist()  # z = 1/2, n = 0: h halves each step
     [[0.0625, 0.0625], [0.25, 0.25]]
     """
-    hs, _, ht = forward("gru", x, w, b, u, rb, h0, lengths, residuals=False, strict=strict)
+    hs, _, ht, _ = forward("gru", x, w, b, u, rb, h0, lengths, residuals=False, strict=strict)
     return hs, ht
 
 
@@ -604,7 +617,9 @@ def lstm(x, w, b, u, h0, c0, lengths, *, strict=False):
     >>> np.asarray(ct[:, 0], np.float64).tolist()  # f = 1/2, g = 0: c halves each valid step
     [0.0625, 0.5]
     """
-    hs, _, _, ht, ct = forward("lstm", x, w, b, u, h0, c0, lengths, residuals=False, strict=strict)
+    hs, _, _, ht, ct, _ = forward(
+        "lstm", x, w, b, u, h0, c0, lengths, residuals=False, strict=strict
+    )
     return hs, ht, ct
 
 

@@ -10,7 +10,7 @@ where the kernel returns its scratch space (``[1, B, ...]``); their values are n
 
 >>> import jax.numpy as jnp, numpy as np
 >>> x, w, b, u = jnp.ones((3, 2, 1)), jnp.ones((1, 1)), jnp.zeros(1), jnp.zeros((1, 1))
->>> hs, ht = srn_forward(x, w, b, u, jnp.zeros((2, 1)), jnp.array([3, 1]), residuals=True)
+>>> hs, ht, _ = srn_forward(x, w, b, u, jnp.zeros((2, 1)), jnp.array([3, 1]), residuals=True)
 >>> as_list = lambda a: np.asarray(a, np.float64).round(3).tolist()
 >>> as_list(hs[:, :, 0]), as_list(ht[:, 0])
 ([[0.762, 0.762], [0.762, 0.0], [0.762, 0.0]], [0.762, 0.762])
@@ -34,14 +34,25 @@ def _previous(first: Array, states: Array) -> Array:
     return jnp.concatenate([first[None], states[:-1]], axis=0)
 
 
+def weight_operand(x: Array, h0: Array, hs: Array, *, residuals: bool) -> Array:
+    """``[H + F + 1, T, B]``, column ``(t, b)`` = ``[h_{t-1}, x_t, 1]`` (``h_{t-1}`` the previous
+    output, ``h0`` at ``t = 0``): the weight gradients ``[dU; dW; db]`` are this times ``dz``
+    over ``(t, b)``, one plain matmul. Without residuals a ``[H + F + 1, 1, B]`` scratch buffer."""
+    width = h0.shape[-1] + x.shape[-1] + 1
+    if not residuals:
+        return jnp.zeros((width, 1, x.shape[1]), x.dtype)
+    ones = jnp.ones((*x.shape[:2], 1), x.dtype)
+    return jnp.concatenate([_previous(h0, hs), x, ones], axis=-1).transpose(2, 0, 1)
+
+
 def _scratch(steps_like: Array, width: int) -> Array:
     return jnp.zeros((1, steps_like.shape[1], width), steps_like.dtype)
 
 
 # ---- SimpleRNN: h_t = tanh(x_t W + b + h_{t-1} U) -------------------------------------------
 def srn_forward(x, w, b, u, h0, lengths, *, residuals, **_):
-    """``-> (hs [T, B, H], hT [B, H])`` (the SimpleRNN keeps no residuals besides ``hs``)."""
-    del residuals
+    """``-> (hs [T, B, H], hT [B, H], at)`` (the SimpleRNN keeps no residuals besides ``hs``
+    and the operand of the weight gradients, :func:`weight_operand`)."""
 
     def body(h, inp):
         x_t, keep = inp
@@ -49,7 +60,7 @@ def srn_forward(x, w, b, u, h0, lengths, *, residuals, **_):
         return jnp.where(keep, new, h), jnp.where(keep, new, 0)
 
     ht, hs = jax.lax.scan(body, h0, (x, _active(lengths, x.shape[0])))
-    return hs, ht
+    return hs, ht, weight_operand(x, h0, hs, residuals=residuals)
 
 
 def srn_backward(u, lengths, hs, dhs, dht, **_):
@@ -66,7 +77,8 @@ def srn_backward(u, lengths, hs, dhs, dht, **_):
 
 # ---- GRU: gates (r, z, n), reset after the matmul; residuals [r, z, n, h U_n + c_n] -----------
 def gru_forward(x, w, b, u, rb, h0, lengths, *, residuals, **_):
-    """``-> (hs [T, B, H], res [T, B, 4H] (or [1, B, 4H] scratch), hT [B, H])``."""
+    """``-> (hs [T, B, H], res [T, B, 4H] (or [1, B, 4H] scratch), hT [B, H], at)``, ``at`` the
+    operand of the weight gradients (:func:`weight_operand`)."""
     h = u.shape[0]
 
     def body(hidden, inp):
@@ -82,7 +94,8 @@ def gru_forward(x, w, b, u, rb, h0, lengths, *, residuals, **_):
         return jnp.where(keep, new, hidden), (out, res)
 
     ht, (hs, res) = jax.lax.scan(body, h0, (x, _active(lengths, x.shape[0])))
-    return hs, res if residuals else _scratch(x, 4 * h), ht
+    res = res if residuals else _scratch(x, 4 * h)
+    return hs, res, ht, weight_operand(x, h0, hs, residuals=residuals)
 
 
 def gru_backward(u, h0, lengths, hs, res, dhs, dht, **_):
@@ -109,8 +122,9 @@ def gru_backward(u, h0, lengths, hs, res, dhs, dht, **_):
 
 # ---- LSTM: gates (i, f, g, o); residuals the cell states and the activations [i, f, g, o] -----
 def lstm_forward(x, w, b, u, h0, c0, lengths, *, residuals, **_):
-    """``-> (hs, cs, acts, hT, cT)``: ``hs [T, B, H]``, cell states ``cs [T, B, H]`` and
-    activations ``acts [T, B, 4H]`` (``[1, B, .]`` scratch without residuals)."""
+    """``-> (hs, cs, acts, hT, cT, at)``: ``hs [T, B, H]``, cell states ``cs [T, B, H]`` and
+    activations ``acts [T, B, 4H]`` (``[1, B, .]`` scratch without residuals), the operand of the
+    weight gradients ``at`` (:func:`weight_operand`)."""
     h = u.shape[0]
 
     def body(carry, inp):
@@ -130,7 +144,7 @@ def lstm_forward(x, w, b, u, h0, c0, lengths, *, residuals, **_):
 
     (ht, ct), (hs, res) = jax.lax.scan(body, (h0, c0), (x, _active(lengths, x.shape[0])))
     cs, acts = res if residuals else (_scratch(x, h), _scratch(x, 4 * h))
-    return hs, cs, acts, ht, ct
+    return hs, cs, acts, ht, ct, weight_operand(x, h0, hs, residuals=residuals)
 
 
 def lstm_backward(u, c0, lengths, cs, acts, dhs, dht, dct, **_):
