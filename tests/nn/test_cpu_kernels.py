@@ -93,12 +93,11 @@ def test_same_outputs_carry_and_gradients_as_the_scan(kind, option, padded):
 
 
 # (batch, hidden) that select each way the kernels use threads (csrc: PlanThreads): slices of the
-# batch, each through the whole time loop, from 16 rows a thread (slices of a forward with
-# residuals start on multiples of 16 rows); below that, each step's hidden units in chunks of 16
-# when a step has >= 2^21 multiply-adds. Odd sizes leave partial slices (16 + 24 rows with
-# residuals, 20 + 20 without) and a partial last chunk (H not a multiple of 16).
+# batch, each through the whole time loop, from 8 rows a thread; below that, each step's hidden
+# units in chunks of 16 when a step has >= 2^21 multiply-adds. Odd sizes leave unequal slices
+# (20 + 21 rows) and a partial last chunk (H not a multiple of 16).
 THREADING = {
-    "batch_slices": {"lstm": (40, 24), "gru": (40, 24), "rnn": (40, 24)},
+    "batch_slices": {"lstm": (41, 24), "gru": (41, 24), "rnn": (41, 24)},
     "unit_chunks": {"lstm": (8, 264), "gru": (8, 312), "rnn": (8, 520)},
 }
 
