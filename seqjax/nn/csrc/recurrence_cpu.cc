@@ -133,55 +133,6 @@ inline void Panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int
   if (i < M) rows(std::integral_constant<int, 1>{}, i);
 }
 
-// C[M, N] = Cin[M, N] + A[M, K] B[K, N] (+ A2[M, K2] B2[K2, N]), row-major with leading
-// dimensions (Cin may be C; ldi = 0 broadcasts one row, e.g. a bias).
-template <typename T>
-void Gemm2(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-           const T* Cin, int64_t ldi, T* C, int64_t ldc, const T* A2, int64_t lda2, const T* B2,
-           int64_t ldb2, int64_t K2) {
-  constexpr int W = Vec<T>::W;
-  int64_t j = 0;
-  for (; j + kMaxNV * W <= N; j += kMaxNV * W)
-    Panel<T, kMaxNV>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
-                     B2 ? B2 + j : nullptr, ldb2, K2);
-  if constexpr (kMaxNV > 2) {
-    if (j + 2 * W <= N)
-      Panel<T, 2>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
-                  B2 ? B2 + j : nullptr, ldb2, K2),
-          j += 2 * W;
-  }
-  if (j + W <= N)
-    Panel<T, 1>(M, K, A, lda, B + j, ldb, Cin + j, ldi, C + j, ldc, A2, lda2,
-                B2 ? B2 + j : nullptr, ldb2, K2),
-        j += W;
-  if (j < N) {
-    for (int64_t i = 0; i < M; ++i) {
-      for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] = Cin[i * ldi + jj];
-      for (int64_t k = 0; k < K; ++k) {
-        const T a = A[i * lda + k];
-        for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B[k * ldb + jj];
-      }
-      for (int64_t k = 0; k < K2; ++k) {
-        const T a = A2[i * lda2 + k];
-        for (int64_t jj = j; jj < N; ++jj) C[i * ldc + jj] += a * B2[k * ldb2 + jj];
-      }
-    }
-  }
-}
-
-template <typename T>
-void Gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-          const T* Cin, int64_t ldi, T* C, int64_t ldc) {
-  Gemm2<T>(M, N, K, A, lda, B, ldb, Cin, ldi, C, ldc, nullptr, 0, nullptr, 0, 0);
-}
-
-// C[M, N] += A[M, K] B[K, N].
-template <typename T>
-void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-             T* C, int64_t ldc) {
-  Gemm<T>(M, N, K, A, lda, B, ldb, C, ldc, C, ldc);
-}
-
 // ---- elementwise functions, in place over n values ----
 // float: tanh as the rational approximation XLA's CPU and GPU backends use (odd degree-13 over even
 // degree-6 polynomial on [-7.905, 7.905], a few ulp), vectorised with GCC vector extensions (the
@@ -261,6 +212,76 @@ Scratch<T> Transpose(const T* a, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) t[c * rows + r] = a[r * cols + c];
   return t;
+}
+
+// The GEMM's column panels, in the order and widths it reads them: f(first column, width) for
+// panels of kMaxNV vectors while they fit, then one of 2 vectors and one of 1 where they fit, then
+// the last columns (fewer than a vector).
+template <typename T, class F>
+inline void ForPanels(int64_t n, F&& f) {
+  constexpr int64_t W = Vec<T>::W, PW = kMaxNV * W;
+  int64_t j = 0;
+  for (; j + PW <= n; j += PW) f(j, PW);
+  if constexpr (kMaxNV > 2) {
+    if (j + 2 * W <= n) f(j, 2 * W), j += 2 * W;
+  }
+  if (j + W <= n) f(j, W), j += W;
+  if (j < n) f(j, n - j);
+}
+
+// Columns [0, n) of a row-major [K, ldb] weight matrix, repacked once per call panel by panel as
+// the GEMM reads them: panel (j, w) is [K, w] contiguous at j * K. The weights are read every time
+// step; unpacked, the rows of a panel lie ldb apart (4 KiB at the main LSTM case), which maps them
+// onto a few L1 sets. Measured on the per-step products (one core, benchmarks/NOTES.md, lever 12):
+// AVX2 forward [32, 288] x [288, 1024] 78 -> 115 GFLOP/s, AVX-512 backward 196 -> 227 GFLOP/s.
+template <typename T>
+class PackedB {
+ public:
+  PackedB() = default;
+  PackedB(const T* B, int64_t ldb, int64_t K, int64_t n) : K_(K), n_(n), buf_(K * n) {
+    ForPanels<T>(n, [&](int64_t j, int64_t w) {
+      T* out = buf_.data() + j * K;
+      for (int64_t k = 0; k < K; ++k) std::memcpy(out + k * w, B + k * ldb + j, w * sizeof(T));
+    });
+  }
+  const T* panel(int64_t j) const { return buf_.data() + j * K_; }
+  int64_t K() const { return K_; }
+  int64_t n() const { return n_; }
+
+ private:
+  int64_t K_ = 0, n_ = 0;
+  Scratch<T> buf_;
+};
+
+// C[M, n] = Cin[M, n] + A[M, K] B[K, n] (+ A2[M, K2] B2[K2, n]) for packed B (and B2, of the same
+// n columns); A, Cin and C row-major with leading dimensions (Cin may be C; ldi = 0 broadcasts
+// one row, e.g. a bias).
+template <typename T>
+void GemmP(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, const T* Cin, int64_t ldi,
+           T* C, int64_t ldc, const T* A2 = nullptr, int64_t lda2 = 0,
+           const PackedB<T>* B2 = nullptr) {
+  constexpr int64_t W = Vec<T>::W;
+  const int64_t K = B.K(), K2 = B2 ? B2->K() : 0;
+  ForPanels<T>(B.n(), [&](int64_t j, int64_t w) {
+    const T* b = B.panel(j);
+    const T* b2 = B2 ? B2->panel(j) : nullptr;
+    if (w == kMaxNV * W) {
+      Panel<T, kMaxNV>(M, K, A, lda, b, w, Cin + j, ldi, C + j, ldc, A2, lda2, b2, w, K2);
+    } else if (w == 2 * W) {
+      Panel<T, 2>(M, K, A, lda, b, w, Cin + j, ldi, C + j, ldc, A2, lda2, b2, w, K2);
+    } else if (w == W) {
+      Panel<T, 1>(M, K, A, lda, b, w, Cin + j, ldi, C + j, ldc, A2, lda2, b2, w, K2);
+    } else {
+      for (int64_t i = 0; i < M; ++i) {
+        T* c = C + i * ldc + j;
+        for (int64_t jj = 0; jj < w; ++jj) c[jj] = Cin[i * ldi + j + jj];
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t jj = 0; jj < w; ++jj) c[jj] += A[i * lda + k] * b[k * w + jj];
+        for (int64_t k = 0; k < K2; ++k)
+          for (int64_t jj = 0; jj < w; ++jj) c[jj] += A2[i * lda2 + k] * b2[k * w + jj];
+      }
+    }
+  });
 }
 
 inline bool Active(const int32_t* len, int64_t b, int64_t t) { return t < len[b]; }
@@ -497,14 +518,27 @@ class PingPong {
   T* next_;
 };
 
-// The carry gradient of a backward step for the units [k0, k0 + w) of one chunk:
-// dhn[:, units] = d[B, K] Ut[K, units] (d with leading dimension ldd, Ut [K, H]); rows past their
-// length keep dh (their d rows are zero).
+// One PackedB per chunk of hidden units: columns [col + begin(i), col + end(i)) of a row-major
+// [K, ldb] matrix, packed in parallel across the team.
 template <typename T>
-void CarryGradient(int64_t B, int64_t H, int64_t K, const T* d, int64_t ldd, const T* Ut,
+std::vector<PackedB<T>> PackChunks(Team& team, const Chunks& ch, const T* B, int64_t ldb,
+                                   int64_t K, int64_t col) {
+  std::vector<PackedB<T>> out(ch.count);
+  auto pack = [&](int64_t i) {
+    out[i] = PackedB<T>(B + col + ch.begin(i), ldb, K, ch.end(i) - ch.begin(i));
+  };
+  team.Run(ch.count, pack);
+  return out;
+}
+
+// The carry gradient of a backward step for the units [k0, k0 + w) of one chunk:
+// dhn[:, units] = d[B, K] Ut[K, units] (d with leading dimension ldd; Ut the chunk's packed
+// columns of U^T); rows past their length keep dh (their d rows are zero).
+template <typename T>
+void CarryGradient(int64_t B, int64_t H, const T* d, int64_t ldd, const PackedB<T>& Ut,
                    const int32_t* len, int64_t t, const T* dh, T* dhn, int64_t k0, int64_t w) {
   for (int64_t b = 0; b < B; ++b) ZeroRow(dhn + b * H + k0, w);
-  GemmAcc<T>(B, w, K, d, ldd, Ut + k0, H, dhn + k0, H);
+  GemmP<T>(B, d, ldd, Ut, dhn + k0, H, dhn + k0, H);
   for (int64_t b = 0; b < B; ++b)
     if (!Active(len, b, t)) CopyRow(dhn + b * H + k0, dh + b * H + k0, w);
 }
@@ -538,6 +572,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, 
   PingPong<T> hh(h0, B * H);
   Scratch<T> z(B * H);
   const Chunks ch(H, team.threads());
+  const auto Wp = PackChunks<T>(team, ch, Wx, H, F, 0), Up = PackChunks<T>(team, ch, U, H, H, 0);
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
@@ -545,7 +580,7 @@ void SrnFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, 
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
       if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, x, len, k0, k0 + w);
-      Gemm2<T>(B, w, F, x, F, Wx + k0, H, bias + k0, 0, z.data() + k0, H, h, H, U + k0, H, H);
+      GemmP<T>(B, x, F, Wp[i], bias + k0, 0, z.data() + k0, H, h, H, &Up[i]);
       for (int64_t b = 0; b < B; ++b) {
         T* zb = z.data() + b * H + k0;
         T* out = hs + (t * S + b) * H + k0;
@@ -571,6 +606,7 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U,
   Scratch<T> Ut = Transpose(U, H, H);
   PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
+  const auto Utp = PackChunks<T>(team, ch, Ut.data(), H, H, 0);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
@@ -591,7 +627,7 @@ void SrnBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U,
     };
     auto matmul = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      CarryGradient<T>(B, H, H, d, H, Ut.data(), len, t, dh, dhn, k0, w);
+      CarryGradient<T>(B, H, d, H, Utp[i], len, t, dh, dhn, k0, w);
     };
     team.Run(ch.count, gates);
     team.Run(ch.count, matmul);
@@ -611,6 +647,11 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, 
   PingPong<T> hh(h0, B * H);
   Scratch<T> hp(B * G), sc(B * G), xpb(B * G);
   const Chunks ch(H, team.threads());
+  std::vector<PackedB<T>> Wp[3], Up[3];  // [gate][chunk]
+  for (int64_t gate = 0; gate < 3; ++gate) {
+    Wp[gate] = PackChunks<T>(team, ch, Wx, G, F, gate * H);
+    Up[gate] = PackChunks<T>(team, ch, U, G, H, gate * H);
+  }
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
@@ -621,8 +662,8 @@ void GruFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H, 
       if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, xt, len, k0, k1);
       for (int64_t gate = 0; gate < 3; ++gate) {
         const int64_t col = gate * H + k0;
-        Gemm<T>(B, w, F, xt, F, Wx + col, G, bias + col, 0, xpb.data() + col, G);
-        Gemm<T>(B, w, H, h, H, U + col, G, rb + col, 0, hp.data() + col, G);
+        GemmP<T>(B, xt, F, Wp[gate][i], bias + col, 0, xpb.data() + col, G);
+        GemmP<T>(B, h, H, Up[gate][i], rb + col, 0, hp.data() + col, G);
       }
       for (int64_t b = 0; b < B; ++b) {
         const T* xb = x + b * G;
@@ -677,6 +718,8 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U,
   Scratch<T> Ut = Transpose(U, H, G), direct(B * H);
   PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
+  const auto Urz = PackChunks<T>(team, ch, Ut.data(), H, 2 * H, 0);
+  const auto Un = PackChunks<T>(team, ch, Ut.data() + 2 * H * H, H, H, 0);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
@@ -710,9 +753,9 @@ void GruBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U,
     };
     auto matmul = [&](int64_t i) {  // dh_{t-1} = [dr, dz, dn_h] U^T + z * dh_t
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
-      CarryGradient<T>(B, H, 2 * H, d, G4, Ut.data(), len, t, dh, dhn, k0, w);  // [dr, dz] part
+      CarryGradient<T>(B, H, d, G4, Urz[i], len, t, dh, dhn, k0, w);  // [dr, dz] part
       // + dn_h U_n^T (zero for rows past their length: their d rows are zero), + z * dh_t.
-      GemmAcc<T>(B, w, H, d + 3 * H, G4, Ut.data() + 2 * H * H + k0, H, dhn + k0, H);
+      GemmP<T>(B, d + 3 * H, G4, Un[i], dhn + k0, H, dhn + k0, H);
       for (int64_t b = 0; b < B; ++b) {
         if (!Active(len, b, t)) continue;
         ForUnits<T>(k0, k1, [&](auto u, int64_t k) {
@@ -740,6 +783,19 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H,
   PingPong<T> hh(h0, B * H);
   Scratch<T> c(c0, c0 + B * H), th(B * H);
   const Chunks ch(H, team.threads());
+  // The weights: with one chunk, all four gates' columns as one block; else each gate's columns
+  // of each chunk's units.
+  PackedB<T> Wall, Uall;
+  std::vector<PackedB<T>> Wp[4], Up[4];  // [gate][chunk]
+  if (ch.count == 1) {
+    Wall = PackedB<T>(Wx, G, F, G);
+    Uall = PackedB<T>(U, G, H, G);
+  } else {
+    for (int64_t gate = 0; gate < 4; ++gate) {
+      Wp[gate] = PackChunks<T>(team, ch, Wx, G, F, gate * H);
+      Up[gate] = PackChunks<T>(team, ch, U, G, H, gate * H);
+    }
+  }
   for (int64_t t = 0; t < Tn; ++t) {
     T* h = hh.cur();
     T* hn = hh.next();
@@ -748,12 +804,12 @@ void LstmFwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t F, int64_t H,
     auto step = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), k1 = ch.end(i), w = k1 - k0;
       if (rs) StoreOperand<T>(at, Tn, t, B, S, F, H, h, x, len, k0, k1);
-      if (w == H) {  // one chunk: all gates in one call
-        Gemm2<T>(B, G, F, x, F, Wx, G, bias, 0, z, G, h, H, U, G, H);
+      if (ch.count == 1) {  // all gates in one call
+        GemmP<T>(B, x, F, Wall, bias, 0, z, G, h, H, &Uall);
       } else {
         for (int64_t gate = 0; gate < 4; ++gate) {
           const int64_t col = gate * H + k0;
-          Gemm2<T>(B, w, F, x, F, Wx + col, G, bias + col, 0, z + col, G, h, H, U + col, G, H);
+          GemmP<T>(B, x, F, Wp[gate][i], bias + col, 0, z + col, G, h, H, &Up[gate][i]);
         }
       }
       for (int64_t b = 0; b < B; ++b) {
@@ -802,6 +858,7 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U
   Scratch<T> Ut = Transpose(U, H, G), dc(dcT, dcT + B * H), th(B * H);
   PingPong<T> dd(dhT, B * H);
   const Chunks ch(H, team.threads());
+  const auto Utp = PackChunks<T>(team, ch, Ut.data(), H, G, 0);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     T* dh = dd.cur();
     T* dhn = dd.next();
@@ -836,7 +893,7 @@ void LstmBwd(Team& team, int64_t Tn, int64_t B, int64_t S, int64_t H, const T* U
     };
     auto matmul = [&](int64_t i) {
       const int64_t k0 = ch.begin(i), w = ch.end(i) - k0;
-      CarryGradient<T>(B, H, G, d, G, Ut.data(), len, t, dh, dhn, k0, w);
+      CarryGradient<T>(B, H, d, G, Utp[i], len, t, dh, dhn, k0, w);
     };
     team.Run(ch.count, gates);
     team.Run(ch.count, matmul);
