@@ -114,6 +114,31 @@ def test_threaded_kernel_is_the_same_function(kind, split, threads, monkeypatch)
     _compare_with_scan(kind, h, b, 5, 3, tol=5e-5, seq_lengths=_lengths(b, 5), scale=scale)
 
 
+def test_threads_give_the_same_result_call_after_call(monkeypatch):
+    # The thread team's claim protocol under repetition: two threads, batch slices, thousands of
+    # short calls, each one's results equal to the first's. (A race in it once let a helper claim
+    # a chunk of a job still being published: the chunk ran twice and the call could return before
+    # another chunk had run: this test crashed the process in 3 of 3 runs with it.)
+    from seqjax.nn.engines import cpu
+
+    monkeypatch.setenv("SEQJAX_KERNEL_THREADS", "2")
+    rng = np.random.default_rng(0)
+    t, b, f, h = 64, 32, 8, 64
+    arr = lambda *s: jnp.asarray(0.3 * rng.standard_normal(s), jnp.float32)
+    args = (arr(t, b, f), arr(f, 4 * h), arr(4 * h), arr(h, 4 * h), arr(b, h), arr(b, h))
+    lengths = jnp.full((b,), t, jnp.int32)
+    for residuals in (True, False):
+        # without residuals only hs, hT and cT are results (the rest is scratch space)
+        keep = range(6) if residuals else cpu.KERNELS["lstm"].outputs
+        fwd = jax.jit(lambda *a, r=residuals: cpu.forward("lstm", *a, residuals=r, strict=True))
+        first = [np.asarray(o) for o in fwd(*args, lengths)]
+        for call in range(2000):  # back to back (the helpers' pool threads stay awake)
+            outs = fwd(*args, lengths)
+            if call % 250 == 249:
+                for i in keep:
+                    np.testing.assert_array_equal(np.asarray(outs[i]), first[i])
+
+
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 @pytest.mark.parametrize("reverse", [False, True])
 def test_matches_the_numpy_reference(kind, reverse):

@@ -341,6 +341,9 @@ constexpr int64_t kSpins = 2048, kYields = 16;
 
 struct TeamState {
   std::atomic<uint64_t> state{0};  // epoch << 32 | next unclaimed chunk
+  // The epoch whose job (n, fn, ctx) is published: set before those fields change, and read
+  // before and after them, so a thread never pairs a chunk index of one epoch with another's job.
+  std::atomic<uint64_t> job{0};
   std::atomic<int64_t> done{0};
   std::atomic<int64_t> n{0};
   std::atomic<void (*)(void*, int64_t)> fn{nullptr};
@@ -392,15 +395,27 @@ inline bool WaitUntil(TeamState& s, Ready ready) {
 inline std::atomic<int64_t> g_serial_calls{0};
 constexpr int64_t kMaxStalls = 2, kSerialCalls = 8;
 
+// Claims and runs chunks of the current job until none is left. A claim is a CAS of the state
+// word read before the job's fields: it succeeds only if no chunk was claimed and no job was
+// published since, and the job tag (read on both sides of the fields) shows the fields belong to
+// that word's epoch. (Without the tag a helper could read the state of a finished job, then the
+// fields of the next one being published, and claim a chunk of it before its state word was
+// stored: the chunk then ran twice and the caller could return before another chunk had run.)
 inline void ClaimAndRun(TeamState& s) {
   for (;;) {
-    uint64_t st = s.state.load(std::memory_order_acquire);
-    const int64_t n = s.n.load(std::memory_order_acquire);
-    auto* fn = s.fn.load(std::memory_order_acquire);
-    void* ctx = s.ctx.load(std::memory_order_acquire);
+    uint64_t st = s.state.load(std::memory_order_seq_cst);
+    const uint64_t epoch = st >> 32;
+    if (s.job.load(std::memory_order_seq_cst) != epoch) {  // a job is being published
+      CpuRelax();
+      continue;
+    }
+    const int64_t n = s.n.load(std::memory_order_seq_cst);
+    auto* fn = s.fn.load(std::memory_order_seq_cst);
+    void* ctx = s.ctx.load(std::memory_order_seq_cst);
+    if (s.job.load(std::memory_order_seq_cst) != epoch) continue;
     const int64_t next = static_cast<int64_t>(st & 0xffffffffu);
     if (fn == nullptr || next >= n) return;
-    if (s.state.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel)) {
+    if (s.state.compare_exchange_weak(st, st + 1, std::memory_order_seq_cst)) {
       fn(ctx, next);
       if (s.done.fetch_add(1, std::memory_order_seq_cst) + 1 == n) Wake(s);
     }
@@ -447,11 +462,12 @@ class Team {
       for (int64_t i = 0; i < n; ++i) f(i);
       return;
     }
-    s_->n.store(n, std::memory_order_release);
-    s_->ctx.store(&f, std::memory_order_release);
-    s_->fn.store(&Trampoline<F>, std::memory_order_release);
-    s_->done.store(0, std::memory_order_release);
     ++epoch_;
+    s_->job.store(epoch_, std::memory_order_seq_cst);  // before the fields change
+    s_->n.store(n, std::memory_order_seq_cst);
+    s_->ctx.store(&f, std::memory_order_seq_cst);
+    s_->fn.store(&Trampoline<F>, std::memory_order_seq_cst);
+    s_->done.store(0, std::memory_order_seq_cst);
     s_->state.store(epoch_ << 32, std::memory_order_seq_cst);
     Wake(*s_);
     ClaimAndRun(*s_);
