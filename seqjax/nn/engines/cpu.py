@@ -175,44 +175,33 @@ class Kernel:
 
 
 # ---- the XLA matmuls around the backward kernel ---------------------------------------------
-def _outer_sum(a, b):
-    """``sum_t a[t]^T b[t]`` for ``a [T, B, H]``, ``b [T, B, G]``: one matmul contracting (t, b),
-    which XLA runs on the row-major buffers as ``[H, T*B] x [T*B, G]``. No reshape to
-    ``[T*B, .]``: with the batch sharded over devices that would gather it; this way each device
-    sums its rows and one all-reduce adds the partial sums."""
-    return jax.lax.dot_general(a, b, (((0, 1), (0, 1)), ((), ())))
-
-
 def _times_transposed(d, w):
     """``d [T, B, G] @ w.T`` for ``w [F, G]``: ``[T, B, F]``."""
     return jax.lax.dot_general(d, w, (((2,), (1,)), ((), ())))
 
 
-def _weight_grads(at, dz):
-    """``[dU; dW; db]`` ``[H + F + 1, G]`` from the forward's operand ``at [H + F + 1, T, B]``
+def _weight_grads(at, dz, h):
+    """``(dU [H, G], dW [F, G], db [G])`` from the forward's operand ``at [H + F + 1, T, B]``
     (columns ``[h_{t-1}, x_t, 1]``) and ``dz [T, B, G]``, the gradients of the pre-activations
     ``h_{t-1} U + x_t W + b``: ONE plain matmul over (t, b), no transposed copy and one pass over
-    ``dz`` (benchmarks/NOTES.md, lever 10). With the batch sharded, each device sums its rows and
-    one all-reduce adds the partial sums."""
-    return jax.lax.dot_general(at, dz, (((1, 2), (0, 1)), ((), ())))
-
-
-def _split(m, h, f):
-    """``[H + F + 1, G]`` -> ``(dU [H, G], dW [F, G], db [G])``."""
-    return m[:h], m[h : h + f], m[h + f]
+    ``dz`` (benchmarks/NOTES.md, lever 10). No reshape to ``[T*B, .]``: with the batch sharded over
+    devices that would gather it; this way each device sums its rows and one all-reduce adds the
+    partial sums."""
+    m = jax.lax.dot_general(at, dz, (((1, 2), (0, 1)), ((), ())))
+    return m[:h], m[h:-1], m[-1]
 
 
 def _srn_transpose(k, primals, outs, cts, strict):
-    x, w, _, u, _, lengths = primals
+    _, w, _, u, _, lengths = primals
     hs, _, at = outs
     dhs, dht = cts
     dz, dh0 = _BWD[k.name].bind(u, lengths, hs, dhs, dht, strict=strict)
-    du, dw, db = _split(_weight_grads(at, dz), u.shape[0], x.shape[-1])
+    du, dw, db = _weight_grads(at, dz, u.shape[0])
     return _times_transposed(dz, w), dw, db, du, dh0
 
 
 def _gru_transpose(k, primals, outs, cts, strict):
-    x, w, _, u, _, h0, lengths = primals
+    _, w, _, u, _, h0, lengths = primals
     hs, res, _, at = outs
     dhs, dht = cts
     h = u.shape[0]
@@ -225,18 +214,18 @@ def _gru_transpose(k, primals, outs, cts, strict):
         return jnp.concatenate([m[..., : 2 * h], m[..., 3 * h :]], axis=-1)
 
     w4 = jnp.concatenate([w, jnp.zeros((w.shape[0], h), w.dtype)], axis=1)  # dn_h gets no W
-    du4, dw4, sums = _split(_weight_grads(at, d4), h, x.shape[-1])
+    du4, dw4, sums = _weight_grads(at, d4, h)
     dx = _times_transposed(d4, w4)
     return dx, dw4[:, : 3 * h], sums[: 3 * h], recurrent_part(du4), recurrent_part(sums), dh0
 
 
 def _lstm_transpose(k, primals, outs, cts, strict):
-    x, w, _, u, _, c0, lengths = primals
-    hs, cs, acts, _, _, at = outs
+    _, w, _, u, _, c0, lengths = primals
+    _, cs, acts, _, _, at = outs
     dhs, dht, dct = cts
     # dz overwrites the activations in place (they are dead after this call).
     dz, dh0, dc0 = _BWD[k.name].bind(u, c0, lengths, cs, acts, dhs, dht, dct, strict=strict)
-    du, dw, db = _split(_weight_grads(at, dz), u.shape[0], x.shape[-1])
+    du, dw, db = _weight_grads(at, dz, u.shape[0])
     return _times_transposed(dz, w), dw, db, du, dh0, dc0
 
 

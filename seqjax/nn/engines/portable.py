@@ -6,7 +6,8 @@ tested against and the lowering used where the kernel is not (other platforms, o
 C++ compiler). Layouts are time-major: ``x [T, B, F]``, ``W [F, G*H]``, ``b [G*H]``,
 ``U [H, G*H]``, carries ``[B, H]``, ``lengths [B]`` int32 (steps ``t >= lengths[b]`` keep row
 ``b``'s carry and output zeros). ``residuals=False`` returns one-step scratch buffers of zeros
-where the kernel returns its scratch space (``[1, B, ...]``); their values are never read.
+where the kernel returns its scratch space (``[1, B, ...]``, and ``[H + F + 1, 1, B]`` for the
+weight gradients' operand); their values are never read.
 
 >>> import jax.numpy as jnp, numpy as np
 >>> x, w, b, u = jnp.ones((3, 2, 1)), jnp.ones((1, 1)), jnp.zeros(1), jnp.zeros((1, 1))
