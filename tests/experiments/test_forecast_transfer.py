@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 from absl import flags
@@ -17,6 +16,7 @@ from experiments import forecast, transfer
 from experiments import main as experiments_main
 from experiments.configs import forecast as forecast_config
 from experiments.configs import transfer as transfer_config
+from tests.experiments.xla_settings import fast_compile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,24 +29,12 @@ def _main(config: str, workdir: Path, *overrides: str) -> str:
     out = io.StringIO()
     try:
         flags.FLAGS(argv)
-        with _fast_compile(), contextlib.redirect_stdout(out):
+        with fast_compile(), contextlib.redirect_stdout(out):
             experiments_main.main(argv[:1])
     finally:
         sys.argv = saved_argv
         flags.FLAGS.unparse_flags()
     return out.getvalue()
-
-
-@contextlib.contextmanager
-def _fast_compile():
-    """XLA's faster-compiling setting for the duration of one test (MobileNetV2 compiles in
-    about half the time; the tiny run executes only a few steps)."""
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", old)
 
 
 def _files(workdir: Path, plots: list[str], parts: list[str]) -> dict:
@@ -98,7 +86,7 @@ def test_forecast_price_mapping_and_ar_baseline():
 
 
 def test_transfer_tiny_end_to_end(tmp_path):
-    with _fast_compile():
+    with fast_compile():
         transfer.run(transfer_config.get_config("tiny"), str(tmp_path))
     results = _files(tmp_path, ["transfer.png"], ["pretrain", "head", "finetune"])
     out = transfer.summary(results)

@@ -3,7 +3,6 @@ tiny study end to end, the label budgets, resuming, and the frozen backbone left
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import jax
@@ -15,24 +14,14 @@ pytest.importorskip("sklearn")
 from experiments import transfer, transfer_study  # noqa: E402
 from experiments.configs import transfer as transfer_config  # noqa: E402
 from experiments.workdir import Workdir  # noqa: E402
-
-
-@contextlib.contextmanager
-def _fast_compile():
-    """XLA's faster-compiling setting (MobileNetV2 compiles in about half the time)."""
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", old)
+from tests.experiments.xla_settings import fast_compile  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
     config = transfer_config.get_config("study,tiny")
-    with _fast_compile():
+    with fast_compile():
         results = transfer.run(config, str(workdir))
     return config, workdir, results
 
@@ -171,7 +160,7 @@ def test_resume_skips_finished_cells_and_max_minutes_stops(tiny, monkeypatch):
 
     monkeypatch.setattr(transfer_study, "fit", counting_fit)
     before = {p: p.read_text() for p in (workdir / "cells").glob("k*/seed*/*.json")}
-    with _fast_compile():
+    with fast_compile():
         again = transfer.run(config, str(workdir))
         assert calls == [] and again["cells_trained_this_session"] == 0
         assert again["table"] == first["table"]
